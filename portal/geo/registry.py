@@ -1,0 +1,129 @@
+"""The layer registry: create layers and read them through the visibility rules."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from portal.catalog.models import Department
+from portal.core.errors import InvalidInput, NotFound
+from portal.core.principal import Principal, Visibility
+from portal.core.visibility import visible_to
+from portal.geo.models import Layer, layer_shares
+
+LAYER_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """A layer as listed to someone allowed to see it."""
+
+    id: str
+    title: str
+    title_en: str | None
+    department_slug: str
+    department_name: str
+    visibility: Visibility
+    feature_count: int
+    geometry_type: str | None
+    bbox: list[float] | None
+    version: int
+    loaded_at: datetime | None
+
+    @property
+    def is_spatial(self) -> bool:
+        """Tell whether the layer has geometries (a non-spatial table has none)."""
+        return self.geometry_type is not None
+
+
+def ensure_layer(
+    session: Session,
+    *,
+    layer_id: str,
+    title: str,
+    title_en: str | None,
+    department_id: int,
+    visibility: Visibility,
+) -> None:
+    """Register a layer if it is new; an existing layer keeps its visibility and shares."""
+    if not LAYER_ID.match(layer_id):
+        raise InvalidInput(
+            f"layer id {layer_id!r} must start with a letter and use only a-z, 0-9 and _ "
+            "(at most 40 characters)"
+        )
+    statement = (
+        insert(Layer)
+        .values(
+            id=layer_id,
+            title=title,
+            title_en=title_en,
+            department_id=department_id,
+            visibility=visibility.value,
+        )
+        .on_conflict_do_update(index_elements=["id"], set_={"title": title, "title_en": title_en})
+    )
+    session.execute(statement)
+
+
+def share_layer(session: Session, *, layer_id: str, department_ids: list[int]) -> None:
+    """Set the departments a department-visibility layer is shared with."""
+    session.execute(delete(layer_shares).where(layer_shares.c.layer_id == layer_id))
+    if department_ids:
+        session.execute(
+            insert(layer_shares),
+            [{"layer_id": layer_id, "department_id": d} for d in department_ids],
+        )
+
+
+def list_layers(session: Session, principal: Principal) -> list[LayerSummary]:
+    """Return the loaded layers `principal` may see, by department then id."""
+    statement = (
+        _visible_layers(principal)
+        .where(Layer.table_name.is_not(None))
+        .order_by(Department.id, Layer.id)
+    )
+    return [_summary(layer, department) for layer, department in session.execute(statement)]
+
+
+def get_layer(session: Session, principal: Principal, layer_id: str) -> LayerSummary:
+    """Return one layer, or `NotFound` whether it is missing or hidden from `principal`."""
+    row = session.execute(_visible_layers(principal).where(Layer.id == layer_id)).first()
+    if row is None:
+        raise NotFound(f"layer {layer_id!r} not found")
+    return _summary(*row)
+
+
+def _visible_layers(principal: Principal):  # type: ignore[no-untyped-def]
+    return (
+        select(Layer, Department)
+        .join(Department, Department.id == Layer.department_id)
+        .where(
+            visible_to(
+                principal,
+                visibility=Layer.visibility,
+                department_id=Layer.department_id,
+                shares=layer_shares,
+                share_key="layer_id",
+                key=Layer.id,
+            )
+        )
+    )
+
+
+def _summary(layer: Layer, department: Department) -> LayerSummary:
+    return LayerSummary(
+        id=layer.id,
+        title=layer.title,
+        title_en=layer.title_en,
+        department_slug=department.slug,
+        department_name=department.name,
+        visibility=Visibility(layer.visibility),
+        feature_count=layer.feature_count,
+        geometry_type=layer.geometry_type,
+        bbox=layer.bbox,
+        version=layer.version,
+        loaded_at=layer.loaded_at,
+    )
