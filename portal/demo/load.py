@@ -64,7 +64,7 @@ def load_demo_city(
                         department_id_by_slug(session, s) for s in demo_file.shared_with
                     ],
                 )
-        loaded_hashes = dict(session.execute(select(Layer.id, Layer.source_sha256)).tuples().all())
+        loaded_hashes = dict(session.execute(select(Layer.id, Layer.source_sha256)).all())
     loads = []
     for demo_file in files:
         path = root / demo_file.path
