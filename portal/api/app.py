@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from portal import __version__
 from portal.api.errors import register_error_handlers
-from portal.api.routes import health, pages
+from portal.api.routes import auth, health, pages, staff
 from portal.core.database import create_db_engine, make_session_factory
 from portal.core.settings import Settings, get_settings
 from portal.web.i18n import LanguageMiddleware
@@ -40,4 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(auth.router)
+    app.include_router(staff.router)
     return app

@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from portal.api.cli_db import db_app, fail
 from portal.api.cli_demo import demo_app
 from portal.api.cli_serve import serve
+from portal.api.cli_users import token_app, user_app
 from portal.core.errors import PortalError
 
 app = typer.Typer(
@@ -20,6 +21,8 @@ app = typer.Typer(
 app.command("serve")(serve)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 
 def main() -> None:

@@ -16,9 +16,15 @@ from rich.table import Table
 
 from portal.api.cli_db import err, fail, load_settings
 from portal.api.cli_serve import serve_app
-from portal.core.database import check_connection, create_db_engine, make_session_factory
+from portal.core.database import (
+    check_connection,
+    create_db_engine,
+    make_session_factory,
+    session_scope,
+)
 from portal.core.principal import Visibility
 from portal.core.settings import Settings
+from portal.demo.accounts import ensure_demo_accounts
 from portal.demo.city import demo_files
 from portal.demo.generator import generate_demo_city
 from portal.demo.load import load_demo_city
@@ -54,6 +60,7 @@ def demo(
     root = out or settings.data_dir / "demo"
     _generate(root, scale, settings)
     _load(root, settings, force)
+    _accounts(settings)
     if not no_serve:
         serve_app(settings, host=host, port=port)
 
@@ -84,6 +91,25 @@ def _generate(root: Path, scale: int, settings: Settings) -> None:
         except (OSError, ValueError) as exc:
             fail(f"cannot write the demo files to {root}: {exc}")
     err.print(f"[green]✓[/green] wrote the demo file drop to {root.resolve()}")
+
+
+def _accounts(settings: Settings) -> None:
+    engine = create_db_engine(settings)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            accounts = ensure_demo_accounts(session, settings.secret_key.get_secret_value())
+    finally:
+        engine.dispose()
+    if not settings.is_dev:
+        err.print("demo staff accounts exist; their passwords are shown only when PORTAL_ENV=dev")
+        return
+    table = Table(
+        "email", "password", "department", "role", title="デモ職員 / demo staff (dev only)"
+    )
+    for account in accounts:
+        role = account.role.value if account.role else "site admin"
+        table.add_row(account.email, account.password, account.department or "—", role)
+    err.print(table)
 
 
 def _load(root: Path, settings: Settings, force: bool) -> None:

@@ -1,14 +1,23 @@
-"""FastAPI dependencies: settings, database sessions and the caller's `Principal`."""
+"""FastAPI dependencies: settings, database sessions, the caller's `Principal`, CSRF."""
 
+import hmac
+import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from portal.core.errors import Forbidden, Unauthorized
 from portal.core.principal import ANONYMOUS, Principal
 from portal.core.settings import Settings
+from portal.core.tokens import authenticate_token
+from portal.core.web_sessions import anonymous_csrf_token, resolve_session
+from portal.web.templating import NONCE_COOKIE
+
+SESSION_COOKIE = "portal_session"
+CSRF_FIELD = "csrf_token"
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -24,7 +33,7 @@ def get_engine(request: Request) -> Engine:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """Yield a session for one request; it commits only when the route asks it to."""
+    """Yield a session for one request; routes commit what they change."""
     session: Session = request.app.state.session_factory()
     try:
         yield session
@@ -32,12 +41,86 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def get_principal(request: Request) -> Principal:
-    """Resolve who is calling (sign-in arrives with staff accounts)."""
-    return ANONYMOUS
+def client_ip(request: Request) -> str | None:
+    """Return the client address (uvicorn applies trusted X-Forwarded-For)."""
+    return request.client.host if request.client else None
+
+
+def get_principal(request: Request, session: Annotated[Session, Depends(get_session)]) -> Principal:
+    """Resolve the caller: an API token, a signed-in session, or anonymous."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    principal, csrf = _resolve(request, session)
+    request.state.principal = principal
+    request.state.csrf_token = csrf
+    return principal
+
+
+def _resolve(request: Request, session: Session) -> tuple[Principal, str | None]:
+    raw_token = _token_from_headers(request)
+    if raw_token is not None:
+        if not raw_token:
+            raise Unauthorized("the Authorization header is empty")
+        return authenticate_token(session, raw_token, ip=client_ip(request)), None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        resolved = resolve_session(session, cookie)
+        if resolved is not None:
+            return resolved
+    return ANONYMOUS, None
+
+
+def _token_from_headers(request: Request) -> str | None:
+    """Read a token from `Authorization: Bearer …`, plain `Authorization`, or X-CKAN-API-Key."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, rest = header.strip().partition(" ")
+        return rest.strip() if scheme.lower() == "bearer" else header.strip()
+    ckan = request.headers.get("x-ckan-api-key")
+    return ckan.strip() if ckan is not None else None
+
+
+def csrf_token_for(request: Request) -> str:
+    """Return the CSRF token to embed in forms for this caller."""
+    token = getattr(request.state, "csrf_token", None)
+    if token:
+        return str(token)
+    nonce = request.cookies.get(NONCE_COOKIE) or getattr(request.state, "new_nonce", None)
+    if not nonce:
+        nonce = secrets.token_urlsafe(24)
+        request.state.new_nonce = nonce
+    settings: Settings = request.app.state.settings
+    return anonymous_csrf_token(settings.secret_key.get_secret_value(), nonce)
+
+
+def require_csrf(
+    request: Request,
+    principal: Annotated[Principal, Depends(get_principal)],
+    csrf_token: Annotated[str, Form()] = "",
+) -> None:
+    """Refuse a form post whose CSRF token is missing or forged."""
+    expected = getattr(request.state, "csrf_token", None)
+    if not expected:
+        nonce = request.cookies.get(NONCE_COOKIE)
+        if not nonce:
+            raise Forbidden("the form has expired or cookies are blocked; reload the page (CSRF)")
+        settings: Settings = request.app.state.settings
+        expected = anonymous_csrf_token(settings.secret_key.get_secret_value(), nonce)
+    if not csrf_token or not hmac.compare_digest(csrf_token, expected):
+        raise Forbidden("the form's CSRF token is missing or invalid; reload the page and retry")
+
+
+def require_staff(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """Refuse anonymous callers."""
+    if not principal.is_staff:
+        raise Unauthorized("sign in as staff first / 職員としてサインインしてください")
+    return principal
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+StaffDep = Annotated[Principal, Depends(require_staff)]
+CsrfDep = Annotated[None, Depends(require_csrf)]

@@ -39,7 +39,7 @@ def status_for(error: PortalError) -> int:
     """Return the HTTP status of a domain error (the most specific class wins)."""
     for cls in type(error).__mro__:
         if cls in STATUS_CODES:
-            return STATUS_CODES[cls]  # type: ignore[index]
+            return STATUS_CODES[cls]
     return 500
 
 
@@ -98,7 +98,7 @@ def _respond(request: Request, status: int, code: str, message: str) -> Response
 
 def _wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
-    return "text/html" in accept and request.method == "GET"
+    return "text/html" in accept
 
 
 __all__ = ["HTMLResponse", "register_error_handlers", "status_for"]

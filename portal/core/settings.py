@@ -16,7 +16,9 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/portal"
 class Settings(BaseSettings):
     """Everything the portal reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="PORTAL_", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PORTAL_", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["dev", "test", "prod"] = "dev"
     database_url: str = Field(

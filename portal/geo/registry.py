@@ -9,8 +9,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from portal.catalog.models import Department
-from portal.core.errors import InvalidInput, NotFound
-from portal.core.principal import Principal, Visibility
+from portal.core import audit
+from portal.core.errors import Forbidden, InvalidInput, NotFound
+from portal.core.principal import Principal, Role, Visibility
 from portal.core.visibility import visible_to
 from portal.geo.models import Layer, layer_shares
 
@@ -126,4 +127,94 @@ def _summary(layer: Layer, department: Department) -> LayerSummary:
         bbox=layer.bbox,
         version=layer.version,
         loaded_at=layer.loaded_at,
+    )
+
+
+@dataclass(frozen=True)
+class LayerAccess:
+    """A layer's visibility and shares, as an admin of its department manages them."""
+
+    id: str
+    title: str
+    department_id: int
+    department_name: str
+    visibility: Visibility
+    shared_with: list[int]
+
+
+def list_manageable_layers(session: Session, principal: Principal) -> list[LayerAccess]:
+    """Return the layers whose visibility `principal` may change (department admins)."""
+    statement = select(Layer, Department).join(Department, Department.id == Layer.department_id)
+    if not principal.is_site_admin:
+        admin_of = [d for d in principal.department_ids if principal.has_role(d, Role.admin)]
+        statement = statement.where(Layer.department_id.in_(admin_of))
+    shares: dict[str, list[int]] = {}
+    for layer_id, department_id in session.execute(
+        select(layer_shares.c.layer_id, layer_shares.c.department_id)
+    ):
+        shares.setdefault(layer_id, []).append(department_id)
+    return [
+        LayerAccess(
+            layer.id,
+            layer.title,
+            layer.department_id,
+            department.name,
+            Visibility(layer.visibility),
+            sorted(shares.get(layer.id, [])),
+        )
+        for layer, department in session.execute(statement.order_by(Department.id, Layer.id))
+    ]
+
+
+def set_layer_access(
+    session: Session,
+    principal: Principal,
+    *,
+    layer_id: str,
+    visibility: Visibility,
+    shared_with: list[int],
+    ip: str | None,
+) -> None:
+    """Change a layer's visibility and shares; needs the admin role in its department."""
+    layer = session.get(Layer, layer_id)
+    if layer is None or not principal.has_role(layer.department_id, Role.admin):
+        if layer is not None and principal.is_staff and _can_see(session, principal, layer_id):
+            raise Forbidden(
+                f"changing who can see layer {layer_id!r} needs the admin role in its department"
+            )
+        raise NotFound(f"layer {layer_id!r} not found")
+    before = (layer.visibility, sorted(_shares_of(session, layer_id)))
+    shared = sorted(set(shared_with) - {layer.department_id})
+    layer.visibility = visibility.value
+    share_layer(session, layer_id=layer_id, department_ids=shared)
+    if before[0] != visibility.value:
+        audit.record(
+            session,
+            action="layer.visibility_changed",
+            actor=principal,
+            target=f"layer:{layer_id}",
+            detail={"from": before[0], "to": visibility.value},
+            ip=ip,
+        )
+    if before[1] != shared:
+        audit.record(
+            session,
+            action="layer.shares_changed",
+            actor=principal,
+            target=f"layer:{layer_id}",
+            detail={"from": before[1], "to": shared},
+            ip=ip,
+        )
+
+
+def _shares_of(session: Session, layer_id: str) -> list[int]:
+    rows = session.execute(
+        select(layer_shares.c.department_id).where(layer_shares.c.layer_id == layer_id)
+    ).scalars()
+    return list(rows)
+
+
+def _can_see(session: Session, principal: Principal, layer_id: str) -> bool:
+    return (
+        session.execute(_visible_layers(principal).where(Layer.id == layer_id)).first() is not None
     )

@@ -4,10 +4,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from portal.core.principal import ANONYMOUS
 from portal.web.i18n import LANGUAGES, translate
+
+NONCE_COOKIE = "portal_nonce"
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -31,11 +34,15 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     def localized(ja: str | None, en: str | None) -> str:
         return (en or ja or "") if language == "en" else (ja or en or "")
 
-    return templates.TemplateResponse(
+    from portal.api.deps import csrf_token_for  # the web layer sits above the API layer
+
+    response = templates.TemplateResponse(
         request,
         name,
         {
             "t": t,
+            "csrf_token": lambda: csrf_token_for(request),
+            "principal": getattr(request.state, "principal", ANONYMOUS),
             "localized": localized,
             "lang": language,
             "other_lang": "en" if language == "ja" else "ja",
@@ -43,6 +50,26 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
             **context,
         },
         status_code=status_code,
+    )
+    # The body is rendered above, so a nonce created for a form's CSRF token is known now.
+    nonce = getattr(request.state, "new_nonce", None)
+    if nonce:
+        set_cookie(request, response, NONCE_COOKIE, nonce, max_age=24 * 3600)
+    return response
+
+
+def set_cookie(
+    request: Request, response: Response, name: str, value: str, *, max_age: int | None
+) -> None:
+    """Set an HttpOnly, SameSite=Lax cookie, Secure when the request came over https."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
     )
 
 

@@ -23,9 +23,9 @@ def run_portal(
 def test_help_lists_only_the_commands_that_exist(database_url: str) -> None:
     result = run_portal("--help", database_url=database_url)
     assert result.returncode == 0
-    for command in ("serve", "db", "demo"):
+    for command in ("serve", "db", "demo", "user", "token"):
         assert command in result.stdout
-    for missing in ("harvest", "worker", "user", "token"):
+    for missing in ("harvest", "worker"):
         assert f" {missing} " not in result.stdout
 
 
@@ -83,3 +83,82 @@ def test_demo_generate_refuses_scale_zero(tmp_path: Path, database_url: str) -> 
     assert result.returncode == 2
     assert "--scale" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_user_create_reads_the_password_from_stdin_and_token_create_prints_once(
+    database_url: str, demo_city: object
+) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url, "PORTAL_ENV": "test"}
+    email = f"cli-{os.getpid()}@test.example"
+    created = subprocess.run(
+        [
+            *PORTAL,
+            "user",
+            "create",
+            "--email",
+            email,
+            "--department",
+            "doboku",
+            "--role",
+            "editor",
+            "--password-stdin",
+        ],
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    listed = run_portal("user", "list", database_url=database_url)
+    assert email in listed.stderr and "doboku:editor" in listed.stderr
+    token = run_portal(
+        "token", "create", "--user", email, "--expires", "2d", database_url=database_url
+    )
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.strip().startswith("ptk_")
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            "SELECT t.expires_at - t.created_at FROM portal.api_tokens t JOIN portal.users u "
+            "ON u.id = t.user_id WHERE u.email = %s",
+            (email,),
+        ).fetchone()
+    assert row is not None and round(row[0].total_seconds() / 86400) == 2
+
+
+def test_user_create_names_an_unknown_department(database_url: str, demo_city: object) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url, "PORTAL_ENV": "test"}
+    result = subprocess.run(
+        [
+            *PORTAL,
+            "user",
+            "create",
+            "--email",
+            "x@test.example",
+            "--department",
+            "nosuch",
+            "--password-stdin",
+        ],
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown department 'nosuch'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_token_create_refuses_a_bad_lifetime(database_url: str) -> None:
+    result = run_portal(
+        "token",
+        "create",
+        "--user",
+        "x@test.example",
+        "--expires",
+        "soon",
+        database_url=database_url,
+    )
+    assert result.returncode == 2
+    assert "--expires must look like 30d" in result.stderr

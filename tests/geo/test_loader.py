@@ -24,7 +24,9 @@ pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="shared/data/real is n
 def register(sessions: sessionmaker[Session]):  # type: ignore[no-untyped-def]
     def register(layer_id: str) -> str:
         with session_scope(sessions) as session:
-            department = ensure_department(session, slug="loadtest", name="読込試験課", name_en=None)
+            department = ensure_department(
+                session, slug="loadtest", name="読込試験課", name_en=None
+            )
             ensure_layer(
                 session,
                 layer_id=layer_id,
@@ -56,7 +58,9 @@ def test_a_jgd2000_shapefile_is_reprojected_to_4326_and_repaired(
     assert 138.2 < minx < maxx < 138.4 and 34.7 < miny < maxy < 34.95
     assert "2 invalid geometries were repaired with ST_MakeValid" in result.warnings
     table = f"layers.{result.table_name}"
-    assert _scalar(database_url, f"SELECT Find_SRID('layers', '{result.table_name}', 'geom')") == 4326
+    assert (
+        _scalar(database_url, f"SELECT Find_SRID('layers', '{result.table_name}', 'geom')") == 4326
+    )
     assert _scalar(database_url, f"SELECT count(*) FROM {table} WHERE NOT ST_IsValid(geom)") == 0
     assert _scalar(database_url, f'SELECT "SAFIELD000" FROM {table} LIMIT 1') == "第一種住居地域"
     indexes = _scalar(
@@ -100,7 +104,9 @@ def test_features_with_impossible_coordinates_lose_their_geometry_with_a_warning
     assert result.feature_count == 157
     assert any("outside the globe" in w for w in result.warnings)
     assert result.bbox is not None and result.bbox[0] > 138
-    nulls = _scalar(database_url, f"SELECT count(*) FROM layers.{result.table_name} WHERE geom IS NULL")
+    nulls = _scalar(
+        database_url, f"SELECT count(*) FROM layers.{result.table_name} WHERE geom IS NULL"
+    )
     assert nulls == 1
 
 
@@ -146,12 +152,12 @@ def test_a_file_that_is_not_spatial_data_fails_clearly(
 
 def test_a_missing_file_fails_clearly(engine: Engine, register, tmp_path: Path) -> None:
     with pytest.raises(LoadFailed, match=r"nothing\.geojson: file not found"):
-        load_layer_from_file(engine, layer_id=register("missing"), path=tmp_path / "nothing.geojson")
+        load_layer_from_file(
+            engine, layer_id=register("missing"), path=tmp_path / "nothing.geojson"
+        )
 
 
-def test_a_shapefile_without_prj_asks_for_a_crs(
-    engine: Engine, register, tmp_path: Path
-) -> None:
+def test_a_shapefile_without_prj_asks_for_a_crs(engine: Engine, register, tmp_path: Path) -> None:
     for part in YOUTO.parent.glob("yaizu_youto_1jukyo.*"):
         if part.suffix != ".prj":
             shutil.copy(part, tmp_path / part.name)
