@@ -111,13 +111,16 @@ def _load(
     transformer = transformer_to_storage(crs.to_wkt()) if crs and geometry_column else None
     type_names: set[str] = set()
     dropped = done = 0
+    invalid_fids: list[int] = []
     for batch in _batches(source, path):
         arrays = [batch.column(c.source) for c in columns]
         if geometry_column is not None:
             prepared = prepare_geometries(batch.column(geometry_column), transformer)
             type_names |= prepared.type_names
             dropped += prepared.dropped
-            arrays.append(prepared.ewkb_hex)
+            # COPY assigns the identity fid in row order, starting at 1, in this private table.
+            invalid_fids.extend((prepared.invalid_rows + done + 1).tolist())
+            arrays.append(prepared.wkb_hex)
         writer.copy_batch(
             cursor, table, columns, pa.table(arrays, names=[str(i) for i in range(len(arrays))])
         )
@@ -129,6 +132,7 @@ def _load(
         cursor,
         table,
         geometry_type,
+        invalid_fids=invalid_fids,
         promote_to_multi=bool(
             geometry_type and geometry_type.startswith("Multi") and len(type_names) > 1
         ),

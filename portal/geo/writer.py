@@ -64,7 +64,12 @@ def copy_batch(
 
 
 def finalize_version_table(
-    cursor: psycopg.Cursor[Any], table: str, geometry_type: str | None, *, promote_to_multi: bool
+    cursor: psycopg.Cursor[Any],
+    table: str,
+    geometry_type: str | None,
+    *,
+    invalid_fids: list[int],
+    promote_to_multi: bool,
 ) -> TableStats:
     """Repair geometries, add the primary key and GiST index, and gather statistics."""
     name = _qualified(table)
@@ -77,12 +82,12 @@ def finalize_version_table(
             if family
             else sql.SQL("ST_MakeValid(geom)")
         )
-        cursor.execute(
-            sql.SQL(
-                "UPDATE {} SET geom = {} WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)"
-            ).format(name, repair)
-        )
-        repaired = cursor.rowcount
+        if invalid_fids:
+            cursor.execute(
+                sql.SQL("UPDATE {} SET geom = {} WHERE fid = ANY(%s)").format(name, repair),
+                (invalid_fids,),
+            )
+        repaired = len(invalid_fids)
         if promote_to_multi:
             cursor.execute(
                 sql.SQL(
