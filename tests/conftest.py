@@ -82,10 +82,24 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> P
 
 @pytest.fixture(scope="session")
 def demo_city(engine: Engine, sessions: sessionmaker[Session], demo_root: Path, settings: Settings):  # type: ignore[no-untyped-def]
-    """The demo city loaded into the throwaway database."""
+    """The demo city loaded into the throwaway database, with its catalog published."""
+    from portal.core.database import session_scope
+    from portal.core.storage import LocalStorage
+    from portal.demo.catalog import publish_demo_catalog
     from portal.demo.load import load_demo_city
 
-    return load_demo_city(engine, sessions, demo_root, municipality_code=settings.municipality_code)
+    loads = load_demo_city(
+        engine, sessions, demo_root, municipality_code=settings.municipality_code
+    )
+    with session_scope(sessions) as session:
+        publish_demo_catalog(
+            session,
+            LocalStorage(settings.data_dir),
+            demo_root,
+            municipality_code=settings.municipality_code,
+            max_bytes=settings.max_upload_bytes,
+        )
+    return loads
 
 
 def free_port() -> int:

@@ -24,7 +24,9 @@ from portal.core.database import (
 )
 from portal.core.principal import Visibility
 from portal.core.settings import Settings
+from portal.core.storage import LocalStorage
 from portal.demo.accounts import ensure_demo_accounts
+from portal.demo.catalog import publish_demo_catalog
 from portal.demo.city import demo_files
 from portal.demo.generator import generate_demo_city
 from portal.demo.load import load_demo_city
@@ -60,6 +62,7 @@ def demo(
     root = out or settings.data_dir / "demo"
     _generate(root, scale, settings)
     _load(root, settings, force)
+    _publish(root, settings)
     _accounts(settings)
     if not no_serve:
         serve_app(settings, host=host, port=port)
@@ -91,6 +94,23 @@ def _generate(root: Path, scale: int, settings: Settings) -> None:
         except (OSError, ValueError) as exc:
             fail(f"cannot write the demo files to {root}: {exc}")
     err.print(f"[green]✓[/green] wrote the demo file drop to {root.resolve()}")
+
+
+def _publish(root: Path, settings: Settings) -> None:
+    engine = create_db_engine(settings)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            created = publish_demo_catalog(
+                session,
+                LocalStorage(settings.data_dir),
+                root,
+                municipality_code=settings.municipality_code,
+                max_bytes=settings.max_upload_bytes,
+            )
+    finally:
+        engine.dispose()
+    if created:
+        err.print(f"[green]✓[/green] published {len(created)} datasets: {', '.join(created)}")
 
 
 def _accounts(settings: Settings) -> None:

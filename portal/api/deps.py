@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from portal.core.errors import Forbidden, Unauthorized
 from portal.core.principal import ANONYMOUS, Principal
 from portal.core.settings import Settings
+from portal.core.storage import Storage
 from portal.core.tokens import authenticate_token
 from portal.core.web_sessions import anonymous_csrf_token, resolve_session
 from portal.web.templating import NONCE_COOKIE
@@ -32,6 +33,12 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def get_storage(request: Request) -> Storage:
+    """Return the app's file storage."""
+    storage: Storage = request.app.state.storage
+    return storage
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """Yield a session for one request; routes commit what they change."""
     session: Session = request.app.state.session_factory()
@@ -39,6 +46,14 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
     finally:
         session.close()
+
+
+def base_url(request: Request) -> str:
+    """Return the portal's public base URL: PORTAL_PUBLIC_URL, or what the request came to."""
+    settings: Settings = request.app.state.settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
 
 
 def client_ip(request: Request) -> str | None:
@@ -121,6 +136,7 @@ def require_staff(principal: Annotated[Principal, Depends(get_principal)]) -> Pr
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 StaffDep = Annotated[Principal, Depends(require_staff)]
 CsrfDep = Annotated[None, Depends(require_csrf)]

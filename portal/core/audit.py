@@ -38,7 +38,7 @@ def record(
     session.add(
         AuditEntry(
             actor_user_id=actor.user_id if actor else None,
-            actor=actor_label or (actor.display_name if actor and actor.is_staff else "anonymous"),
+            actor=actor_label or (actor.label if actor else "anonymous"),
             action=action,
             target=target,
             detail=detail or {},

@@ -28,7 +28,7 @@ ROLE_RANK = {Role.viewer: 1, Role.editor: 2, Role.admin: 3}
 class Principal:
     """The caller of a domain function: anonymous, a signed-in staff member, or a token."""
 
-    kind: Literal["anonymous", "session", "token"] = "anonymous"
+    kind: Literal["anonymous", "session", "token", "system"] = "anonymous"
     user_id: int | None = None
     display_name: str = ""
     memberships: dict[int, Role] = field(default_factory=dict)
@@ -51,5 +51,11 @@ class Principal:
             return True
         return held is not None and ROLE_RANK[held] >= ROLE_RANK[role]
 
+    @property
+    def label(self) -> str:
+        """Return how the caller is named in audit entries and change history."""
+        return self.display_name if self.kind != "anonymous" else "anonymous"
+
 
 ANONYMOUS = Principal()
+SYSTEM = Principal(kind="system", display_name="system", is_site_admin=True)

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     default_language: Literal["ja", "en"] = "ja"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_connect_timeout: int = Field(default=5, ge=1, le=120)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     pg_cluster_dir: Path = Path(".data/pg")
     pg_port: int = Field(default=5432, ge=1, le=65535)
 

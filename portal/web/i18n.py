@@ -16,9 +16,12 @@ ONE_YEAR = 365 * 24 * 3600
 
 @lru_cache
 def catalog(language: str) -> dict[str, str]:
-    """Return the flat message catalog of a language."""
-    with (CATALOG_DIR / f"{language}.toml").open("rb") as handle:
-        return _flatten(tomllib.load(handle))
+    """Return the flat message catalog of a language: `{lang}.toml` plus `{area}.{lang}.toml`."""
+    messages: dict[str, str] = {}
+    for path in [CATALOG_DIR / f"{language}.toml", *sorted(CATALOG_DIR.glob(f"*.{language}.toml"))]:
+        with path.open("rb") as handle:
+            messages |= _flatten(tomllib.load(handle))
+    return messages
 
 
 def translate(language: str, key: str, **values: object) -> str:
