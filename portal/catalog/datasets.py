@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal_column, select
+from sqlalchemy import delete, func, insert, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from portal.core import audit
 from portal.core.accounts import require_role
 from portal.core.errors import Conflict, InvalidInput, NotFound
 from portal.core.principal import Principal, Role, Visibility
+from portal.geo.models import Layer
 
 TRACKED = (
     "title", "title_en", "notes", "visibility", "license_id", "source_url", "version",
@@ -84,7 +85,7 @@ def patch_dataset(
         dataset.modified_at = datetime.now(UTC)
         record_change(session, principal, dataset.id, "updated", changes, ip)
         refresh_search_document(session, dataset.id)
-    return get_dataset(session, principal, name)
+    return get_dataset(session, principal, dataset.name)
 
 
 def set_dataset_shares(
@@ -183,6 +184,20 @@ def refresh_search_document(session: Session, dataset_id: uuid.UUID) -> None:
         )
     )
     dataset.search_vector = weighted
+    dataset.tag_list = sorted(tags)
+    dataset.public_formats = sorted(
+        session.execute(
+            select(func.upper(Resource.format))
+            .outerjoin(Layer, Layer.id == Resource.layer_id)
+            .where(
+                Resource.dataset_id == dataset_id,
+                Resource.format != "",
+                Resource.visibility == Visibility.public.value,
+                or_(Resource.layer_id.is_(None), Layer.visibility == Visibility.public.value),
+            )
+            .distinct()
+        ).scalars()
+    )
     dataset.search_text = normalize(" ".join(texts[:4]))[:20_000]
 
 
@@ -190,8 +205,10 @@ def writable_dataset(
     session: Session, principal: Principal, name: str, role: Role, doing: str
 ) -> Dataset:
     """Lock a dataset the caller may see for writing, checking their role in its department."""
+    parsed = _uuid(name)
+    key = Dataset.id == parsed if parsed is not None else Dataset.name == name
     dataset = session.execute(
-        select(Dataset).where(Dataset.name == name, dataset_visible(principal)).with_for_update()
+        select(Dataset).where(key, dataset_visible(principal)).with_for_update()
     ).scalar()
     if dataset is None:
         raise NotFound(f"dataset {name!r} not found")

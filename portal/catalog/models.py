@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.core.database import Base
@@ -97,6 +97,8 @@ class Dataset(Base):
     extras: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     search_vector: Mapped[Any] = mapped_column(TSVECTOR, server_default="")
     search_text: Mapped[str] = mapped_column(Text, server_default="")
+    tag_list: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    public_formats: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     modified_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -13,7 +13,8 @@ from portal.catalog.datasets import (
     refresh_search_document,
     writable_dataset,
 )
-from portal.catalog.models import Dataset, Resource
+from portal.catalog.models import Dataset, Resource, dataset_tags
+from portal.catalog.quality import assess_resource
 from portal.catalog.schemas import ResourceCreate
 from portal.catalog.views import ResourceView, dataset_visible, load_views, resource_visible
 from portal.core.errors import InvalidInput, NotFound
@@ -38,6 +39,7 @@ def add_resource(
     file_name: str | None = None,
     storage: Storage | None = None,
     max_bytes: int = 0,
+    municipality_code: str | None = None,
     ip: str | None = None,
 ) -> ResourceView:
     """Attach a link, a layer, or an uploaded file to a dataset (editors of its department)."""
@@ -81,6 +83,14 @@ def add_resource(
         resource.format = resource.format or FORMAT_BY_SUFFIX.get(
             suffix, suffix.lstrip(".").upper()
         )
+        if municipality_code:
+            resource.quality = assess_resource(
+                storage.local_path(stored.key),
+                resource.format,
+                file_name=name,
+                municipality_code=municipality_code,
+                tags=_claims(session, dataset),
+            )
     session.add(resource)
     dataset.modified_at = datetime.now(UTC)
     record_change(
@@ -89,6 +99,14 @@ def add_resource(
     session.flush()
     refresh_search_document(session, dataset.id)
     return get_resource(session, principal, str(resource.id))
+
+
+def _claims(session: Session, dataset: Dataset) -> list[str]:
+    """What may claim a standard dataset: the dataset's tags, title and declared standard."""
+    tags = session.execute(
+        select(dataset_tags.c.tag).where(dataset_tags.c.dataset_id == dataset.id)
+    ).scalars()
+    return [*tags, dataset.title, *([dataset.standard_dataset] if dataset.standard_dataset else [])]
 
 
 def get_resource(session: Session, principal: Principal, resource_id: str) -> ResourceView:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from portal.catalog.licenses import DEFAULT_LICENSE_ID, get_license
+from portal.core.errors import InvalidInput
 from portal.core.principal import Visibility
 
 NAME = re.compile(r"^[a-z0-9_-]{2,100}$")
@@ -22,6 +23,14 @@ def check_name(value: str) -> str:
             "(use an ASCII slug such as evacuation-sites; put the Japanese in title)"
         )
     return value
+
+
+def license_id(value: str) -> str:
+    """Return the canonical licence id, as a validation error (naming the field) if unknown."""
+    try:
+        return get_license(value).id
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from exc
 
 
 def clean_tags(values: list[str]) -> list[str]:
@@ -61,7 +70,7 @@ class DatasetBase(BaseModel):
     @field_validator("license_id")
     @classmethod
     def _known_license(cls, value: str) -> str:
-        return get_license(value).id
+        return license_id(value)
 
     @field_validator("tags")
     @classmethod
@@ -133,7 +142,7 @@ class DatasetUpdate(BaseModel):
     @field_validator("license_id")
     @classmethod
     def _known_license(cls, value: str | None) -> str | None:
-        return None if value is None else get_license(value).id
+        return None if value is None else license_id(value)
 
     @field_validator("tags")
     @classmethod

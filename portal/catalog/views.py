@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from portal.catalog.departments import DepartmentPublic
 from portal.catalog.licenses import License, get_license
@@ -139,6 +139,13 @@ def load_views(session: Session, principal: Principal, ids: list[uuid.UUID]) -> 
     extent += [func.ST_XMax(Dataset.spatial), func.ST_YMax(Dataset.spatial)]
     rows = session.execute(
         select(Dataset, Department, *extent)
+        .options(
+            defer(Dataset.search_vector),
+            defer(Dataset.search_text),
+            defer(Dataset.tag_list),
+            defer(Dataset.public_formats),
+            defer(Dataset.spatial),
+        )
         .join(Department, Department.id == Dataset.department_id)
         .where(Dataset.id.in_(ids))
     ).all()

@@ -1,5 +1,7 @@
 """The one SQL predicate that decides which rows a `Principal` may see."""
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, Table, and_, exists, false, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -13,7 +15,7 @@ def visible_to(
     department_id: InstrumentedAttribute[int],
     shares: Table,
     share_key: str,
-    key: InstrumentedAttribute[str] | InstrumentedAttribute[int],
+    key: InstrumentedAttribute[Any],
 ) -> ColumnElement[bool]:
     """Return a WHERE clause that keeps only the rows `principal` may see.
 

@@ -84,7 +84,7 @@ def test_unknown_groups_and_licences_are_refused_with_the_choices(
             SYSTEM,
             DatasetCreate(name="g-1", title="x", department="bosai", groups=["weather"]),
         )
-    with pytest.raises(InvalidInput, match="unknown licence 'gpl'.*pdl-1.0"):
+    with pytest.raises(ValueError, match="unknown licence 'gpl'.*pdl-1.0"):
         DatasetCreate(name="l-1", title="x", department="bosai", license_id="gpl")
 
 
@@ -165,9 +165,11 @@ def test_spatial_filters_by_bbox_and_point(sessions: sessionmaker[Session]) -> N
     ("query", "message"),
     [
         (DatasetQuery(rows=1001), "rows must be between 0 and 1000"),
-        (DatasetQuery(start=-1), "start must not be negative"),
+        (DatasetQuery(start=-1), "start must be between 0 and 10,000,000"),
+        (DatasetQuery(start=10**20), "start must be between 0 and 10,000,000"),
         (DatasetQuery(sort=(("password", "asc"),)), "cannot sort by 'password'"),
         (DatasetQuery(filters={"owner": ["x"]}), "unknown field 'owner'"),
+        (DatasetQuery(facet_fields=("name",)), "cannot facet on 'name'"),
     ],
 )
 def test_bad_queries_are_refused(
