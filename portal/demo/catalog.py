@@ -4,6 +4,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -104,12 +105,12 @@ def publish_demo_catalog(
                 groups=list(spec.groups),
                 update_frequency=spec.update_frequency,
                 standard_dataset=spec.standard_dataset,
-                bbox=tuple(layer.bbox) if layer and layer.bbox else None,  # type: ignore[arg-type]
+                bbox=_bbox(layer.bbox if layer else None),
             ),
         )
         if demo_file.shared_with:
             set_dataset_shares(session, SYSTEM, spec.name, list(demo_file.shared_with), ip=None)
-        _add_original(session, storage, root, demo_file, spec, max_bytes)
+        _add_original(session, storage, root, demo_file, spec, max_bytes, municipality_code)
         if layer is not None:
             kind = "地図レイヤ" if layer.geometry_type else "表データ"
             add_resource(
@@ -134,9 +135,11 @@ def _add_original(
     demo_file: DemoFile,
     spec: DemoDataset,
     max_bytes: int,
+    municipality_code: str,
 ) -> None:
     """Attach the file as dropped; a Shapefile travels as a zip of all its parts."""
     path = root / demo_file.path
+    stream: BinaryIO
     if path.suffix == ".shp":
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -160,4 +163,13 @@ def _add_original(
             file_name=file_name,
             storage=storage,
             max_bytes=max_bytes,
+            municipality_code=municipality_code,
         )
+
+
+def _bbox(values: list[float] | None) -> tuple[float, float, float, float] | None:
+    """A layer's extent as a dataset bbox."""
+    if not values:
+        return None
+    minx, miny, maxx, maxy = values
+    return (minx, miny, maxx, maxy)

@@ -1,0 +1,144 @@
+"""Downloads: original files, converted tables, and layer exports.
+
+URL scheme (every lookup goes through the visibility rules; hidden answers 404 like missing):
+- `/dataset/{name}/resource/{id}/download/{file}`: the stored original, byte for byte.
+- `/dataset/{name}/resource/{id}/convert.csv?encoding=utf-8|cp932` and `.../convert.xlsx`:
+  a CSV or XLSX file resource, or a table/point layer resource, converted.
+- `/download/{layer_id}.geojson|.csv|.xlsx?limit=N&bbox=minx,miny,maxx,maxy`: a layer export
+  built in PostGIS (`encoding=cp932` for CSV too).
+"""
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from portal.api.deps import EngineDep, PrincipalDep, SessionDep, StorageDep
+from portal.catalog.convert import csv_encoding
+from portal.catalog.downloads import convert_resource, find_original, find_resource, is_public
+from portal.core.errors import NotFound
+from portal.core.principal import Visibility
+from portal.geo.exports import EXPORTS, MAX_LIMIT, ExportBody, LayerQuery, export_layer, parse_bbox
+from portal.geo.registry import get_layer
+
+router = APIRouter(tags=["downloads"])
+CONVERSIONS = ("csv", "xlsx")
+ORIGINAL = "/dataset/{name}/resource/{resource_id}/download/{filename}"
+EncodingQuery = Annotated[str, Query(description="utf-8 (with BOM, the default) or cp932")]
+
+
+@router.head(ORIGINAL, include_in_schema=False)  # link checkers (CKAN's among them) use HEAD
+@router.get(ORIGINAL)
+def download_original(
+    name: str,
+    resource_id: str,
+    filename: str,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    storage: StorageDep,
+) -> Response:
+    """Send a stored original unchanged, with its SHA-256 as ETag (Range requests work)."""
+    original = find_original(session, principal, storage, name, resource_id, filename)
+    etag = f'"{original.sha256}"' if original.sha256 else None
+    headers = _headers(original.file_name, public=original.public, etag=etag)
+    if etag and _etags(request.headers.get("if-none-match")) & {etag, "*"}:
+        return Response(status_code=304, headers=headers)
+    return FileResponse(original.path, media_type=original.media_type, headers=headers)
+
+
+@router.get("/dataset/{name}/resource/{resource_id}/convert.{fmt}")
+def convert(
+    name: str,
+    resource_id: str,
+    fmt: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    storage: StorageDep,
+    engine: EngineDep,
+    encoding: EncodingQuery = "utf-8",
+) -> Response:
+    """Send a CSV/XLSX file resource or a table/point layer resource as CSV or XLSX.
+
+    CSV is UTF-8 with a BOM, or CP932 with `?encoding=cp932`; a character CP932 cannot hold
+    is a 400 naming its row, column and code point. The whole file is converted first.
+    """
+    if fmt not in CONVERSIONS:
+        raise NotFound(f"conversions come as convert.csv or convert.xlsx, not convert.{fmt}")
+    dataset, resource = find_resource(session, principal, name, resource_id)
+    chosen = csv_encoding(encoding)
+    public = is_public(dataset, resource)
+    if resource.kind == "layer" and resource.layer_id:
+        layer = get_layer(session, principal, resource.layer_id)
+        body = export_layer(engine, layer, fmt, LayerQuery(encoding=chosen))
+        public = public and layer.visibility is Visibility.public
+        return _stream(body, f"{layer.id}.{fmt}", public=public)
+    converted, file_name = convert_resource(storage, resource, fmt, encoding=chosen)
+    body = ExportBody(converted.chunks(), converted.media_type, converted.size)
+    return _stream(body, file_name, public=public)
+
+
+@router.get("/download/{layer_id}.{fmt}")
+def download_layer(
+    layer_id: str,
+    fmt: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in degrees")] = None,
+    encoding: EncodingQuery = "utf-8",
+) -> Response:
+    """Export a layer the caller may see: GeoJSON streamed from PostGIS, CSV via COPY, XLSX.
+
+    Formats are the keys of `portal.geo.exports.EXPORTS`. `limit` (at most 100,000) serves
+    map previews; `bbox` keeps features that intersect it.
+    """
+    if fmt not in EXPORTS:
+        raise NotFound(f"layer downloads come as {', '.join(sorted(EXPORTS))}, not .{fmt}")
+    layer = get_layer(session, principal, layer_id)
+    query = LayerQuery(parse_bbox(bbox), limit, csv_encoding(encoding))
+    body = export_layer(engine, layer, fmt, query)
+    return _stream(body, f"{layer.id}.{fmt}", public=layer.visibility is Visibility.public)
+
+
+def _stream(body: ExportBody, file_name: str, *, public: bool) -> StreamingResponse:
+    headers = _headers(file_name, public=public)
+    if body.size is not None:
+        headers["content-length"] = str(body.size)
+    return StreamingResponse(body.chunks, media_type=body.media_type, headers=headers)
+
+
+def _headers(file_name: str, *, public: bool, etag: str | None = None) -> dict[str, str]:
+    """Attachment headers; uploaded files must never render as pages of the portal."""
+    headers = {
+        "content-disposition": content_disposition(file_name),
+        "x-content-type-options": "nosniff",
+        "content-security-policy": "default-src 'none'; sandbox",
+        # Public files may be cached but are revalidated; others stay out of shared caches.
+        "cache-control": "no-cache" if public else "private, no-store",
+    }
+    if etag:
+        headers["etag"] = etag
+    return headers
+
+
+def content_disposition(file_name: str) -> str:
+    """Return `attachment` with an ASCII fallback name and the RFC 5987 UTF-8 name."""
+    ascii_name = "".join(
+        ch if 0x20 < ord(ch) < 0x7F and ch not in '"\\;%' else "_" for ch in file_name
+    )
+    stem, dot, suffix = ascii_name.rpartition(".")
+    if not dot or not stem.strip("_"):
+        ascii_name = "download" + (f".{suffix}" if dot else "")
+    value = f'attachment; filename="{ascii_name}"'
+    if ascii_name != file_name:
+        value += f"; filename*=UTF-8''{quote(file_name, safe='')}"
+    return value
+
+
+def _etags(header: str | None) -> set[str]:
+    if not header:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
