@@ -27,7 +27,8 @@ demo: setup ## デモ市を読み込み http://127.0.0.1:8000 で公開 / load t
 	$(PORTAL) demo --no-serve && \
 	exec $(PORTAL) serve --host $(HOST) --port $(PORT)
 
-test: setup ## 全テスト (PostGIS 使用) / run the test suite against PostGIS
+test: ## 全テスト (PostGIS・Chromium 使用) / run the test suite against PostGIS and Chromium
+	@bash scripts/setup.sh --with-browser
 	@url="$$($(PORTAL) db start --print-url)" && \
 	DATABASE_URL="$$url" $(BIN)/pytest $(PYTEST_ARGS)
 

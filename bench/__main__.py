@@ -13,7 +13,7 @@ from rich.console import Console
 from bench.harness import BenchmarkResult, Options, as_json, report
 
 # name → module; each module has NAME, DESCRIPTION and run(options, log) -> BenchmarkResult.
-BENCHMARKS = {"load": "bench.bench_load"}
+BENCHMARKS = {"load": "bench.bench_load", "search": "bench.bench_search"}
 HEADLINE_PEER = {"load": "ogr2ogr"}
 WIDE = 130
 

@@ -13,9 +13,12 @@ PYTHON="${PYTHON:-python3}"
 VENV=.venv
 STAMP="$VENV/.installed"
 
-# Browser for end-to-end tests: not needed yet. When browser tests land, set this to
-# "chromium chromium-driver"; need_browser_packages then installs them like the others.
+# Browser for the end-to-end tests (Playwright drives Debian's Chromium); only `make test`
+# asks for it, with --with-browser, so `make demo` stays small.
 BROWSER_APT_PACKAGES=""
+if [[ "${1:-}" == "--with-browser" ]]; then
+    BROWSER_APT_PACKAGES="chromium fonts-noto-cjk"
+fi
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }

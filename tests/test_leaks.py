@@ -29,6 +29,50 @@ SURFACES = [
     "/staff/tokens",
     "/openapi.json",
     "/healthz",
+    "/dataset",
+    "/dataset?q=上水道",
+    "/dataset?q=water",
+    "/dataset?organization=suido",
+    "/dataset?tags=上水道",
+    "/dataset?groups=energy-water",
+    "/dataset?lang=en",
+    "/organization",
+    "/organization/suido",
+    "/group",
+    "/group/energy-water",
+    "/api/3/action/package_search?q=水道",
+    "/api/3/action/package_search?q=water",
+    "/api/3/action/package_search?rows=1000&include_private=true",
+    '/api/3/action/package_search?include_private=true&facet.field=["organization","groups","tags","res_format","license_id"]',
+    "/api/3/action/package_list",
+    "/api/action/package_list",
+    "/api/3/action/current_package_list_with_resources?limit=1000",
+    "/api/3/action/organization_list?all_fields=true",
+    "/api/3/action/organization_show?id=suido&include_datasets=true",
+    "/api/3/action/group_list?all_fields=true",
+    "/api/3/action/group_show?id=energy-water&include_datasets=true",
+    "/api/3/action/tag_list?all_fields=true",
+    "/catalog.ttl",
+    "/catalog.rdf",
+    "/catalog.jsonld",
+    "/catalog.ttl?modified_since=2000-01-01&page_size=2&page=2",
+    "/dataset/road-ledger.ttl",
+    "/dataset/road-ledger.jsonld",
+    "/download/roads.geojson",
+    "/download/roads.csv",
+    "/download/barriers.csv?encoding=cp932",
+    "/download/evacuation_sites.geojson?limit=10&bbox=131,33,132,34",
+]
+# Each hidden URL is compared with the same URL for a name that does not exist: callers who
+# may not see water_mains must get exactly the answer a made-up name gets.
+HIDDEN = [
+    ("/dataset/water-mains", "water-mains"),
+    ("/dataset/water-mains.ttl", "water-mains"),
+    ("/dataset/water-mains.jsonld", "water-mains"),
+    ("/api/3/action/package_show?id=water-mains", "water-mains"),
+    ("/download/water_mains.geojson", "water_mains"),
+    ("/download/water_mains.csv", "water_mains"),
+    ("/download/water_mains.csv?encoding=cp932", "water_mains"),
 ]
 SECRET_MARKERS = ("water_mains", "上水道管路", "Water mains")
 CALLERS: dict[str, Callable[[sessionmaker[Session]], Staff | None]] = {
@@ -63,13 +107,38 @@ def test_water_mains_appear_only_to_suido_and_doboku(
     staff = CALLERS[caller](sessions)
     headers = {"Authorization": f"Bearer {staff.token}"} if staff else {}
     response = http.get(path, headers=headers, follow_redirects=True)
-    assert response.status_code in (200, 503), response.text[:200]
+    assert response.status_code in (200, 503), (
+        f"{path}: {response.status_code} {response.text[:200]}"
+    )
     body = response.text
     leaked = any(marker in body for marker in SECRET_MARKERS) or f"{water_mains_count:,}" in body
     if caller in ALLOWED and path in ("/", "/?lang=en"):
         assert leaked, f"{caller} should see water_mains on {path}"
     elif caller not in ALLOWED:
         assert not leaked, f"water_mains leaked to {caller} through {path}"
+
+
+@pytest.mark.parametrize("caller", list(CALLERS))
+@pytest.mark.parametrize(("path", "name"), HIDDEN)
+def test_hidden_urls_answer_like_missing_ones(
+    caller: str,
+    path: str,
+    name: str,
+    http: httpx.Client,
+    sessions: sessionmaker[Session],
+    demo_city: list[DemoLoad],
+) -> None:
+    staff = CALLERS[caller](sessions)
+    headers = {"Authorization": f"Bearer {staff.token}"} if staff else {}
+    decoy = name.replace("water", "nosuch")
+    hidden = http.get(path, headers=headers)
+    missing = http.get(path.replace(name, decoy), headers=headers)
+    assert missing.status_code == 404
+    if caller in ALLOWED:
+        assert hidden.status_code == 200, f"{caller} should reach {path}"
+    else:
+        assert hidden.status_code == 404
+        assert hidden.text == missing.text.replace(decoy, name)
 
 
 @pytest.mark.parametrize("caller", list(CALLERS))
@@ -84,3 +153,27 @@ def test_the_domain_read_functions_hide_water_mains(
         if caller not in ALLOWED:
             with pytest.raises(Exception, match="layer 'water_mains' not found"):
                 get_layer(session, principal, "water_mains")
+
+
+@pytest.mark.parametrize("caller", list(CALLERS))
+def test_the_catalog_read_functions_hide_the_water_mains_dataset(
+    caller: str, sessions: sessionmaker[Session], demo_city: list[DemoLoad]
+) -> None:
+    from portal.catalog.datasets import get_dataset, list_dataset_names
+    from portal.catalog.search import FACET_FIELDS, DatasetQuery, search_datasets
+
+    staff = CALLERS[caller](sessions)
+    allowed = caller in ALLOWED
+    with session_scope(sessions) as session:
+        principal = authenticate_token(session, staff.token, ip=None) if staff else ANONYMOUS
+        assert ("water-mains" in list_dataset_names(session, principal)) == allowed
+        found = search_datasets(
+            session, principal, DatasetQuery(q="上水道", facet_fields=FACET_FIELDS, rows=100)
+        )
+        assert ("water-mains" in {d.name for d in found.datasets}) == allowed
+        tags = {item.name for item in found.facets["tags"]}
+        assert ("上水道" in tags) == allowed
+        if not allowed:
+            assert found.count == 0
+            with pytest.raises(Exception, match="dataset 'water-mains' not found"):
+                get_dataset(session, principal, "water-mains")

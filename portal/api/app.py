@@ -8,9 +8,10 @@ from fastapi.staticfiles import StaticFiles
 
 from portal import __version__
 from portal.api.errors import register_error_handlers
-from portal.api.routes import auth, health, pages, staff
+from portal.api.routes import auth, ckan, dataset_pages, dcat, downloads, health, pages, staff
 from portal.core.database import create_db_engine, make_session_factory
 from portal.core.settings import Settings, get_settings
+from portal.core.storage import LocalStorage
 from portal.web.i18n import LanguageMiddleware
 from portal.web.templating import STATIC_DIR
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.storage = LocalStorage(settings.data_dir)
     register_error_handlers(app)
     app.add_middleware(LanguageMiddleware, default=settings.default_language)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -42,4 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(auth.router)
     app.include_router(staff.router)
+    app.include_router(ckan.router)
+    app.include_router(dcat.router)
+    app.include_router(dataset_pages.router)
+    app.include_router(downloads.router)
     return app
