@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from portal.catalog.departments import DepartmentPublic
 from portal.catalog.views import DatasetView, ResourceView
 
 DATASTORE_FORMATS = {"CSV", "XLSX", "XLS"}
@@ -53,9 +54,8 @@ def resource_dict(base_url: str, dataset: DatasetView, resource: ResourceView) -
     }
 
 
-def organization_dict(dataset: DatasetView) -> dict[str, Any]:
-    """Return the CKAN organization dictionary of a dataset's department."""
-    department = dataset.department
+def organization_dict(department: DepartmentPublic) -> dict[str, Any]:
+    """Return the CKAN organization dictionary of a department."""
     return {
         "id": department.slug,
         "name": department.slug,
@@ -68,6 +68,7 @@ def organization_dict(dataset: DatasetView) -> dict[str, Any]:
         "approval_status": "approved",
         "description": "",
         "image_url": "",
+        "image_display_url": "",
     }
 
 
@@ -108,7 +109,7 @@ def package_dict(base_url: str, dataset: DatasetView) -> dict[str, Any]:
         "metadata_modified": ckan_time(dataset.modified_at),
         "creator_user_id": None,
         "owner_org": dataset.department.slug,
-        "organization": organization_dict(dataset),
+        "organization": organization_dict(dataset.department),
         "groups": [
             {"id": g.name, "name": g.name, "title": g.title, "display_name": g.title}
             for g in dataset.groups

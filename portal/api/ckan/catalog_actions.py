@@ -15,7 +15,7 @@ from portal.catalog.ckan_queries import (
 )
 from portal.catalog.datasets import get_dataset
 from portal.catalog.licenses import LICENSES, License
-from portal.catalog.package import package_dict, resource_dict
+from portal.catalog.package import organization_dict, package_dict, resource_dict
 from portal.catalog.resources import get_resource
 from portal.catalog.search import MAX_ROWS, DatasetQuery, search_datasets
 from portal.core.errors import NotFound
@@ -103,20 +103,8 @@ def _is(counted: CountedDepartment, key: str) -> bool:
 
 
 def _organization(counted: CountedDepartment) -> dict[str, Any]:
-    department = counted.department
     return {
-        "id": department.slug,
-        "name": department.slug,
-        "title": department.name,
-        "display_name": department.name,
-        "title_en": department.name_en,
-        "description": "",
-        "image_url": "",
-        "image_display_url": "",
-        "type": "organization",
-        "is_organization": True,
-        "approval_status": "approved",
-        "state": "active",
+        **organization_dict(counted.department),
         "package_count": counted.package_count,
         "num_followers": 0,
     }
