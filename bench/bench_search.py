@@ -97,6 +97,7 @@ def run(options: Options, log: Callable[[str], None]) -> BenchmarkResult:
             warmup=options.warmup,
             log=log,
         )
+        samples["ours, no facets"] = _time_without_facets(sessions, options.repeat)
         connection.close()
         engine.dispose()
     for name, values in samples.items():
@@ -106,6 +107,18 @@ def run(options: Options, log: Callable[[str], None]) -> BenchmarkResult:
                 f"p95 {_percentile(values, 95) * 1000:.1f} ms over {len(values)} queries"
             )
     return result
+
+
+def _time_without_facets(sessions: Any, rounds: int) -> list[float]:
+    """Per-query times of the same searches without facets (package_search's default)."""
+    times = []
+    with sessions() as session:
+        for _ in range(rounds):
+            for query in QUERIES:
+                started = time.perf_counter()
+                search_datasets(session, ANONYMOUS, DatasetQuery(q=query, rows=10))
+                times.append(time.perf_counter() - started)
+    return times
 
 
 def _capture(
