@@ -1,168 +1,45 @@
-"""DCAT-AP documents of the catalog and its datasets, built as rdflib graphs.
+"""DCAT-AP graphs of the catalog and its datasets, built with rdflib.
 
 Every piece of text goes in as an rdflib `Literal`, never by string building, so
 markup in titles stays inert data in every serialisation.
 """
 
 import json
-import math
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from rdflib import BNode, Graph, Literal, Namespace, URIRef
+from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, OWL, RDF, SKOS, XSD, NamespaceManager
-from sqlalchemy.orm import Session
 
+from portal.catalog.dcat.paging import last_page, page_url
+from portal.catalog.dcat.vocabulary import (
+    ACCESS_RIGHTS,
+    ADMS,
+    CDATA,
+    DCAT3_VERSION,
+    EU,
+    EU_THEMES,
+    FILE_TYPES,
+    FORMATS,
+    FREQUENCIES,
+    GEOJSON_LITERAL,
+    GSP,
+    HYDRA,
+    IANA,
+    LOCN,
+    NOT_XML,
+    PREFIXES,
+    SPDX,
+    URI_UNSAFE,
+    VCARD,
+)
 from portal.catalog.licenses import License
 from portal.catalog.package import resource_url
-from portal.catalog.search import DatasetQuery, SearchResult, search_datasets
 from portal.catalog.views import DatasetView, GroupPublic, ResourceView
 from portal.core.errors import InvalidInput
-from portal.core.principal import Principal
 from portal.core.settings import Settings
-
-ADMS = Namespace("http://www.w3.org/ns/adms#")
-GSP = Namespace("http://www.opengis.net/ont/geosparql#")
-HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
-LOCN = Namespace("http://www.w3.org/ns/locn#")
-SPDX = Namespace("http://spdx.org/rdf/terms#")
-VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
-EU = "http://publications.europa.eu/resource/authority"
-IANA = "https://www.iana.org/assignments/media-types/"
-DCAT3_VERSION = URIRef(f"{DCAT}version")  # DCAT 3; rdflib's DCAT namespace stops at DCAT 2
-GEOJSON_LITERAL = URIRef(IANA + "application/vnd.geo+json")
-PREFIXES = {
-    "adms": ADMS, "dcat": DCAT, "dct": DCTERMS, "foaf": FOAF, "gsp": GSP, "hydra": HYDRA,
-    "locn": LOCN, "owl": OWL, "rdf": RDF, "skos": SKOS, "spdx": SPDX, "vcard": VCARD, "xsd": XSD,
-}  # fmt: skip
-
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 500  # rdflib needs about a second per 100 datasets: keep one page bounded
-MAX_PAGE = 1_000_000
-
-
-@dataclass(frozen=True)
-class RdfFormat:
-    """A serialisation: its rdflib plugin and its media type."""
-
-    plugin: str
-    media_type: str
-
-
-FORMATS = {
-    "ttl": RdfFormat("turtle", "text/turtle"),
-    "rdf": RdfFormat("pretty-xml", "application/rdf+xml"),
-    "xml": RdfFormat("pretty-xml", "application/rdf+xml"),
-    "jsonld": RdfFormat("json-ld", "application/ld+json"),
-}
-
-FREQUENCIES = {
-    "continual": "CONT", "daily": "DAILY", "weekly": "WEEKLY", "monthly": "MONTHLY",
-    "quarterly": "QUARTERLY", "annual": "ANNUAL", "irregular": "IRREG",
-}  # fmt: skip
-# The e-Stat categories mapped to the EU data-theme vocabulary, where a mapping is obvious.
-EU_THEMES = {
-    "land-weather": ("ENVI",),
-    "population-households": ("SOCI",),
-    "labour-wages": ("ECON",),
-    "agriculture-forestry-fisheries": ("AGRI",),
-    "mining-manufacturing": ("ECON",),
-    "commerce-services": ("ECON",),
-    "economy-finance": ("ECON",),
-    "housing-land-construction": ("REGI",),
-    "energy-water": ("ENER",),
-    "transport-tourism": ("TRAN",),
-    "ict-science": ("TECH",),
-    "education-culture-sports": ("EDUC",),
-    "government-finance": ("GOVE",),
-    "justice-safety-environment": ("JUST", "ENVI"),
-    "social-security-health": ("HEAL",),
-    "international": ("INTR",),
-}
-# Upper-cased resource format: (EU file-type code, IANA media type).
-FILE_TYPES: dict[str, tuple[str, str | None]] = {
-    "CSV": ("CSV", "text/csv"),
-    "GEOJSON": ("GEOJSON", "application/geo+json"),
-    "XLSX": ("XLSX", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    "XLS": ("XLS", "application/vnd.ms-excel"),
-    "ZIP": ("ZIP", "application/zip"),
-    "SHP": ("SHP", "application/zip"),  # a Shapefile travels as a zip of its parts
-    "JSON": ("JSON", "application/json"),
-    "GPKG": ("GPKG", "application/geopackage+sqlite3"),
-    "KML": ("KML", "application/vnd.google-earth.kml+xml"),
-    "KMZ": ("KMZ", "application/vnd.google-earth.kmz"),
-    "PDF": ("PDF", "application/pdf"),
-    "XML": ("XML", "application/xml"),
-    "TXT": ("TXT", "text/plain"),
-    "HTML": ("HTML", "text/html"),
-    "ODS": ("ODS", "application/vnd.oasis.opendocument.spreadsheet"),
-    "RDF": ("RDF", None),
-}
-ACCESS_RIGHTS = {"public": "PUBLIC", "internal": "RESTRICTED", "department": "NON_PUBLIC"}
-_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
-_URI_UNSAFE = '<>" {}|\\^`'
-# Characters XML 1.0 cannot carry: RDF/XML would be unreadable with them.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-
-
-def parse_page(value: str | None) -> int:
-    """Read the 1-based `page` parameter, refusing anything but a positive integer."""
-    if value is None or value == "":
-        return 1
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidInput(
-            f"page must be a positive integer from 1 to {MAX_PAGE} (1 is the first page), "
-            f"got {value!r}"
-        )
-    return int(value)
-
-
-def parse_page_size(value: str | None) -> int:
-    """Read the optional `page_size` parameter (1 to MAX_PAGE_SIZE)."""
-    if value is None or value == "":
-        return DEFAULT_PAGE_SIZE
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {value!r}")
-    return int(value)
-
-
-def parse_modified_since(value: str | None) -> datetime | None:
-    """Read `modified_since` as an ISO 8601 date or date-time (UTC when no offset is given)."""
-    if value is None or value.strip() == "":
-        return None
-    text = value.strip()
-    if "T" in text and " " in text:
-        text = text.replace(" ", "+")  # an unencoded `+09:00` arrives as ` 09:00`
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(
-            "modified_since must be an ISO 8601 date or date-time such as 2024-04-01 or "
-            f"2024-04-01T09:00:00+09:00, got {value!r}"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def catalog_datasets(
-    session: Session,
-    principal: Principal,
-    *,
-    page: int,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    modified_since: datetime | None = None,
-) -> SearchResult:
-    """Return one page of the datasets `principal` may see, newest change first."""
-    query = DatasetQuery(
-        modified_since=modified_since,
-        sort=(("metadata_modified", "desc"),),
-        rows=page_size,
-        start=(page - 1) * page_size,
-    )
-    return search_datasets(session, principal, query)
 
 
 class _QuickNames(NamespaceManager):
@@ -308,80 +185,8 @@ def serialize(graph: Graph, fmt: str) -> str:
     if plugin == "pretty-xml":
         # rdflib wraps text holding both `<` and `>` in CDATA; escape it instead, so that no
         # markup appears even to a reader that does not parse XML (CDATA never holds `]]>`).
-        text = _CDATA.sub(lambda match: escape(match.group(1)), text)
+        text = CDATA.sub(lambda match: escape(match.group(1)), text)
     return text
-
-
-def media_type(fmt: str) -> str:
-    """Return the Content-Type of a format, with its charset."""
-    return f"{FORMATS[fmt].media_type}; charset=utf-8"
-
-
-def check_base_url(base_url: str) -> str:
-    """Refuse a base URL (from the Host header) that cannot be part of an IRI."""
-    if not base_url.startswith(("http://", "https://")) or any(c in base_url for c in _URI_UNSAFE):
-        raise InvalidInput(
-            "the portal's base URL (PORTAL_PUBLIC_URL or the Host header) cannot be used in RDF"
-        )
-    return base_url
-
-
-def page_url(
-    base_url: str, fmt: str, page: int, page_size: int, modified_since: datetime | None
-) -> str:
-    """Return the URL of one catalog page, keeping the filter and page size."""
-    params: dict[str, str] = {}
-    if modified_since is not None:
-        params["modified_since"] = modified_since.isoformat()
-    if page_size != DEFAULT_PAGE_SIZE:
-        params["page_size"] = str(page_size)
-    params["page"] = str(page)
-    return f"{base_url}/catalog.{fmt}?{urlencode(params)}"
-
-
-def catalog_links(
-    base_url: str,
-    fmt: str,
-    page: int,
-    page_size: int,
-    total: int,
-    modified_since: datetime | None,
-) -> list[str]:
-    """Return HTTP `Link` header values for a catalog page: paging and other formats."""
-    last = last_page(total, page_size)
-    pages = {"first": 1, "last": last}
-    if page < last:
-        pages["next"] = page + 1
-    if page > 1:
-        pages["prev"] = min(page - 1, last)
-    links = [
-        f'<{page_url(base_url, fmt, number, page_size, modified_since)}>; rel="{rel}"'
-        for rel, number in pages.items()
-    ]
-    links += [
-        f'<{page_url(base_url, other, page, page_size, modified_since)}>; rel="alternate"; '
-        f'type="{FORMATS[other].media_type}"'
-        for other in ("ttl", "rdf", "jsonld")
-        if other != fmt
-    ]
-    return links
-
-
-def dataset_links(base_url: str, name: str, fmt: str) -> list[str]:
-    """Return HTTP `Link` header values for a dataset document: its page and other formats."""
-    page = f"{base_url}/dataset/{quote(name)}"
-    links = [f'<{page}>; rel="alternate"; type="text/html"']
-    links += [
-        f'<{page}.{other}>; rel="alternate"; type="{FORMATS[other].media_type}"'
-        for other in ("ttl", "rdf", "jsonld")
-        if other != fmt
-    ]
-    return links
-
-
-def last_page(total: int, page_size: int) -> int:
-    """Return the number of the last page (1 for an empty catalog)."""
-    return max(1, math.ceil(total / page_size))
 
 
 def _add_paging(
@@ -565,12 +370,12 @@ def _safe_uri(value: str | None) -> URIRef | None:
     """Return an http(s) URL as an IRI, percent-encoding characters IRIs forbid."""
     if not value or not value.startswith(("http://", "https://")):
         return None
-    return URIRef("".join(f"%{ord(c):02X}" if c in _URI_UNSAFE else c for c in value))
+    return URIRef("".join(f"%{ord(c):02X}" if c in URI_UNSAFE else c for c in value))
 
 
 def _text(value: str, lang: str | None = None) -> Literal:
     """Return text as a literal, replacing characters no XML document can hold."""
-    return Literal(_NOT_XML.sub("\ufffd", value), lang=lang)
+    return Literal(NOT_XML.sub("\ufffd", value), lang=lang)
 
 
 def _time(value: datetime) -> Literal:
