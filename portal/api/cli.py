@@ -8,6 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from portal.api.cli_db import db_app, fail
 from portal.api.cli_demo import demo_app
+from portal.api.cli_harvest import harvest_app, worker
 from portal.api.cli_serve import serve
 from portal.api.cli_users import token_app, user_app
 from portal.core.errors import PortalError
@@ -23,6 +24,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(harvest_app, name="harvest")
+app.command("worker")(worker)
 
 
 def main() -> None:

@@ -314,3 +314,13 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+def delete_dataset(
+    session: Session, principal: Principal, name: str, *, ip: str | None = None
+) -> None:
+    """Withdraw a dataset (it is kept, marked deleted, and no longer listed)."""
+    dataset = writable_dataset(session, principal, name, Role.admin, "deleting a dataset")
+    dataset.state = "deleted"
+    dataset.modified_at = datetime.now(UTC)
+    record_change(session, principal, dataset.id, "deleted", {"state": ["active", "deleted"]}, ip)

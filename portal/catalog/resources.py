@@ -131,3 +131,25 @@ def _next_position(session: Session, dataset_id: uuid.UUID) -> int:
         select(func.max(Resource.position)).where(Resource.dataset_id == dataset_id)
     ).scalar()
     return 0 if current is None else int(current) + 1
+
+
+def remove_resource(
+    session: Session,
+    principal: Principal,
+    resource_id: uuid.UUID,
+    *,
+    storage: Storage | None = None,
+    ip: str | None = None,
+) -> None:
+    """Delete a resource (and its stored file) from a dataset the caller may edit."""
+    resource = session.get(Resource, resource_id)
+    if resource is None:
+        raise NotFound(f"resource {resource_id} not found")
+    dataset = session.get(Dataset, resource.dataset_id)
+    assert dataset is not None
+    writable_dataset(session, principal, dataset.name, Role.editor, "removing a resource")
+    if resource.storage_key and storage is not None:
+        storage.delete(resource.storage_key)
+    session.delete(resource)
+    change = {"resource": [resource.name, None]}
+    record_change(session, principal, dataset.id, "resource_removed", change, ip)
