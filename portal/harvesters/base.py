@@ -55,6 +55,7 @@ class HarvestedFile:
     encoding: str | None = None
     source_crs: str | None = None
     title: str | None = None
+    layer_id: str | None = None
 
 
 @dataclass

@@ -57,7 +57,7 @@ def _load_layers(
     visibility = fetched.dataset.visibility or ctx.source.default_visibility
     for index, harvested in enumerate(_loadable(fetched.files)):
         ctx.check_time()
-        layer_id = layer_id_for(name, index)
+        layer_id = harvested.layer_id or layer_id_for(name, index)
         with session_scope(ctx.sessions) as session:
             ensure_layer(
                 session,
