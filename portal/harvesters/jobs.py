@@ -132,11 +132,20 @@ def run_job(
         stop.set()
         beat.join(timeout=5)
     with session_scope(sessions) as session:
-        session.execute(
+        # A job cancelled by staff while it ran keeps its "cancelled" status.
+        finished = _rowcount(
+            session,
             update(HarvestJob)
-            .where(HarvestJob.id == job_id)
-            .values(status=status, error=error, stats=stats, finished_at=datetime.now(UTC))
+            .where(HarvestJob.id == job_id, HarvestJob.status == "running")
+            .values(status=status, error=error, stats=stats, finished_at=datetime.now(UTC)),
         )
+        if not finished:
+            session.execute(
+                update(HarvestJob)
+                .where(HarvestJob.id == job_id)
+                .values(stats=stats, finished_at=datetime.now(UTC))
+            )
+            return str(session.get(HarvestJob, job_id).status)  # type: ignore[union-attr]
     return status
 
 

@@ -1,11 +1,13 @@
-"""Harvest schedules: manual, hourly, daily, weekly, or a cron expression."""
+"""Harvest schedules: manual, hourly, daily, weekly, or a cron expression (Japan time)."""
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 from portal.core.errors import InvalidInput
 
+CRON_ZONE = ZoneInfo("Asia/Tokyo")
 INTERVALS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
 
 
@@ -26,5 +28,6 @@ def next_run(schedule: str, after: datetime) -> datetime | None:
         return None
     if schedule in INTERVALS:
         return after + INTERVALS[schedule]
-    following: datetime = croniter(schedule, after).get_next(datetime)
+    # Staff write cron times as they read the clock on the office wall.
+    following: datetime = croniter(schedule, after.astimezone(CRON_ZONE)).get_next(datetime)
     return following

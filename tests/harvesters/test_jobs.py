@@ -152,7 +152,7 @@ def test_schedules_are_validated_and_due_sources_are_queued(
         check_schedule("every tuesday")
     start = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
     assert next_run("daily", start) == start + timedelta(days=1)
-    assert next_run("30 2 * * *", start) == datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
+    assert next_run("30 2 * * *", start) == datetime(2026, 11, 23, 17, 30, tzinfo=UTC)
     assert next_run("manual", start) is None
     add_source(sessions, name="fake-due", kind="fake", url="fake://", config=objects())
     with session_scope(sessions) as session:
