@@ -8,7 +8,18 @@ from fastapi.staticfiles import StaticFiles
 
 from portal import __version__
 from portal.api.errors import register_error_handlers
-from portal.api.routes import auth, ckan, dataset_pages, dcat, downloads, health, pages, staff
+from portal.api.routes import (
+    auth,
+    ckan,
+    dataset_pages,
+    dcat,
+    downloads,
+    health,
+    pages,
+    staff,
+    staff_datasets,
+    staff_harvest,
+)
 from portal.core.database import create_db_engine, make_session_factory
 from portal.core.settings import Settings, get_settings
 from portal.core.storage import LocalStorage
@@ -44,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(auth.router)
     app.include_router(staff.router)
+    app.include_router(staff_datasets.router)
+    app.include_router(staff_harvest.router)
     app.include_router(ckan.router)
     app.include_router(dcat.router)
     app.include_router(dataset_pages.router)

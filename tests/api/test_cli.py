@@ -23,10 +23,8 @@ def run_portal(
 def test_help_lists_only_the_commands_that_exist(database_url: str) -> None:
     result = run_portal("--help", database_url=database_url)
     assert result.returncode == 0
-    for command in ("serve", "db", "demo", "user", "token"):
-        assert command in result.stdout
-    for missing in ("harvest", "worker"):
-        assert f" {missing} " not in result.stdout
+    for command in ("serve", "db", "demo", "user", "token", "harvest", "worker"):
+        assert f" {command} " in result.stdout
 
 
 @pytest.mark.parametrize("command", [["demo", "--no-serve"], ["serve", "--port", "1"]])
