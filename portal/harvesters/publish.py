@@ -3,6 +3,7 @@
 import hashlib
 import re
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,10 +30,10 @@ def publish_fetched(ctx: HarvestContext, fetched: FetchedObject) -> ImportResult
         record = session.get(HarvestRecord, (ctx.source.id, fetched.remote.remote_id))
         existing = _existing_name(session, record)
         name = existing or _free_name(session, fetched.dataset.name)
-    layers, warnings = _load_layers(ctx, fetched, name)
+    layers, warnings, extent = _load_layers(ctx, fetched, name)
     with session_scope(ctx.sessions) as session:
         status = "updated" if existing else "created"
-        dataset_id = _write_dataset(ctx, session, fetched, name, existing is not None)
+        dataset_id = _write_dataset(ctx, session, fetched, name, existing is not None, extent)
         _replace_resources(ctx, session, fetched, name, dataset_id, layers)
         _remember(session, ctx, fetched, dataset_id)
     return ImportResult(status, dataset_id, warnings)
@@ -47,13 +48,14 @@ def layer_id_for(dataset_name: str, index: int) -> str:
 
 def _load_layers(
     ctx: HarvestContext, fetched: FetchedObject, name: str
-) -> tuple[dict[str, tuple[HarvestedFile, str | None]], list[str]]:
+) -> tuple[dict[str, tuple[HarvestedFile, str | None]], list[str], list[float] | None]:
     """Load every loadable file; a failure stops here, before the catalog is touched.
 
     Returns each layer id with its file and geometry type (None for a plain table).
     """
     layers: dict[str, tuple[HarvestedFile, str | None]] = {}
     warnings: list[str] = []
+    extent: list[float] | None = None
     visibility = fetched.dataset.visibility or ctx.source.default_visibility
     for index, harvested in enumerate(_loadable(fetched.files)):
         ctx.check_time()
@@ -77,14 +79,20 @@ def _load_layers(
         )
         warnings += [f"{harvested.name}: {w}" for w in result.warnings]
         layers[layer_id] = (harvested, result.geometry_type)
-    return layers, warnings
+        extent = _union(extent, result.bbox)
+    return layers, warnings, extent
 
 
 def _write_dataset(
-    ctx: HarvestContext, session: Session, fetched: FetchedObject, name: str, exists: bool
+    ctx: HarvestContext,
+    session: Session,
+    fetched: FetchedObject,
+    name: str,
+    exists: bool,
+    extent: list[float] | None,
 ) -> uuid.UUID:
     meta = fetched.dataset
-    fields = {
+    fields: dict[str, Any] = {
         "title": meta.title,
         "title_en": meta.title_en,
         "notes": meta.notes,
@@ -101,6 +109,8 @@ def _write_dataset(
     }
     if meta.license_id:
         fields["license_id"] = meta.license_id
+    if extent is not None:
+        fields["bbox"] = tuple(extent)
     if exists:
         return patch_dataset(session, SYSTEM, name, DatasetUpdate(**fields)).id
     visibility = meta.visibility or ctx.source.default_visibility
@@ -194,6 +204,16 @@ def _free_name(session: Session, wanted: str) -> str:
     while name in taken or len(name) < 2:
         name, counter = f"{base}-{counter}", counter + 1
     return name
+
+
+def _union(extent: list[float] | None, bbox: list[float] | None) -> list[float] | None:
+    """The box covering both extents (the dataset's extent is that of all its layers)."""
+    if bbox is None:
+        return extent
+    if extent is None:
+        return list(bbox)
+    return [min(extent[0], bbox[0]), min(extent[1], bbox[1]),
+            max(extent[2], bbox[2]), max(extent[3], bbox[3])]  # fmt: skip
 
 
 def _loadable(files: list[HarvestedFile]) -> list[HarvestedFile]:
