@@ -9,14 +9,17 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pyproj import CRS
 from sqlalchemy import Engine
 
+from portal.core.database import LAYERS_SCHEMA
 from portal.core.errors import LoadFailed, NotFound
 from portal.geo import writer
 from portal.geo.columns import ColumnSpec, plan_columns
 from portal.geo.crs import crs_label, datum_warnings, parse_crs, transformer_to_storage
+from portal.geo.csv_points import PointColumns
 from portal.geo.geometry import combined_type, prepare_geometries
 from portal.geo.sources import SourceStream, open_source
 
@@ -49,13 +52,23 @@ def load_layer_from_file(
     encoding: str | None = None,
     source_crs: str | None = None,
     progress: Progress | None = None,
+    point_columns: PointColumns | None = None,
 ) -> LoadResult:
-    """Load `path` into the registered layer `layer_id`; on any error the old version stays."""
+    """Load `path` into the registered layer `layer_id`; on any error the old version stays.
+
+    `point_columns` names a CSV's coordinate columns when they are not 緯度/経度 or X座標/Y座標.
+    """
     if not path.is_file():
         raise LoadFailed(f"{path.name}: file not found")
     digest = file_sha256(path)
-    with open_source(path, layer=source_layer, encoding=encoding) as source:
-        crs = _source_crs(source, path, source_crs)
+    with open_source(
+        path,
+        layer=source_layer,
+        encoding=encoding,
+        source_crs=source_crs,
+        point_columns=point_columns,
+    ) as source:
+        crs = _source_crs(source, path, source.crs_override or source_crs)
         notes = list(source.warnings) + (datum_warnings(crs) if crs else [])
         connection = psycopg.connect(_libpq_url(engine), autocommit=False)
         try:
@@ -143,6 +156,8 @@ def _load(
         )
     if stats.repaired:
         notes.append(f"{stats.repaired} invalid geometries were repaired with ST_MakeValid")
+    if geometry_type == "Geometry":
+        notes.append(_mixed_types_note(cursor, table))
     label = crs_label(crs) if crs else None
     writer.swap_in(
         cursor,
@@ -171,6 +186,22 @@ def _load(
         bbox=stats.bbox,
         source_crs=label,
         warnings=notes,
+    )
+
+
+def _mixed_types_note(cursor: psycopg.Cursor[Any], table: str) -> str:
+    """Say which geometry types a mixed layer holds, so the odd ones can be found."""
+    cursor.execute(
+        sql.SQL(
+            "SELECT substr(ST_GeometryType(geom), 4), count(*) FROM {}.{} WHERE geom IS NOT NULL "
+            "GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).format(sql.Identifier(LAYERS_SCHEMA), sql.Identifier(table))
+    )
+    counts = ", ".join(f"{count:,} {name}" for name, count in cursor.fetchall())
+    return (
+        f"the features mix geometry types ({counts}); the layer is stored as mixed "
+        "(Geometry): maps show it, but downloads that hold one type (XLSX) are not offered. "
+        "Split the file by type if that is not intended"
     )
 
 
@@ -233,4 +264,4 @@ def _drop_replaced(engine: Engine) -> None:
         log.warning("could not drop replaced layer tables yet: %s", _reason(exc))
 
 
-__all__ = ["ColumnSpec", "LoadResult", "load_layer_from_file"]
+__all__ = ["ColumnSpec", "LoadResult", "PointColumns", "load_layer_from_file"]

@@ -12,12 +12,14 @@ import pyarrow as pa
 import pyogrio
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from portal.core.errors import LoadFailed
-from portal.geo.encoding import SNIFF_BYTES, sniff_encoding, transcode_to_utf8
+from portal.catalog.preview import check_xlsx_archive
+from portal.core.errors import InvalidInput, LoadFailed
+from portal.geo.csv_points import PointColumns
+from portal.geo.csv_source import prepare_csv
+from portal.geo.dbf import check_dbf_complete, choose_dbf_encoding, cpg_codec
+from portal.geo.xml_safety import check_xml_safe
 
 BATCH_SIZE = 20_000
-LATITUDE_NAMES = ("緯度", "lat", "latitude", "LAT", "Lat", "Latitude")
-LONGITUDE_NAMES = ("経度", "lon", "lng", "long", "longitude", "LON", "Lon", "Longitude")
 SHAPEFILE_MAGIC = 9994
 
 
@@ -31,6 +33,8 @@ class SourceStream:
     feature_count: int
     encoding: str | None
     warnings: list[str] = field(default_factory=list)
+    # A CRS worked out from the caller's source_crs and the data, which beats both.
+    crs_override: str | None = None
 
 
 @contextmanager
@@ -40,12 +44,20 @@ def open_source(
     layer: str | None = None,
     encoding: str | None = None,
     batch_size: int = BATCH_SIZE,
+    source_crs: str | None = None,
+    point_columns: PointColumns | None = None,
 ) -> Iterator[SourceStream]:
-    """Open `path` and yield its features in Arrow batches; raise `LoadFailed` if unreadable."""
+    """Open `path` and yield its features in Arrow batches; raise `LoadFailed` if unreadable.
+
+    `source_crs` is the CRS the caller forces (it decides how CSV X/Y columns are read);
+    `point_columns` names a CSV's coordinate columns when they are not the usual ones.
+    """
     if not path.is_file():
         raise LoadFailed(f"{path.name}: file not found")
     with tempfile.TemporaryDirectory(prefix="portal-load-") as scratch:
-        readable, options, detected = _prepare(path, Path(scratch), encoding)
+        readable, options, detected, crs_override, notes = _prepare(
+            path, Path(scratch), encoding, source_crs, point_columns
+        )
         caught: list[str] = []
         try:
             with warnings.catch_warnings(record=True) as recorded:
@@ -61,7 +73,8 @@ def open_source(
                         geometry_type=_geometry_type(meta),
                         feature_count=int(info.get("features") or 0),
                         encoding=detected,
-                        warnings=caught,
+                        warnings=notes + caught,
+                        crs_override=crs_override,
                     )
         except (DataSourceError, DataLayerError, OSError, RuntimeError) as exc:
             raise LoadFailed(
@@ -70,43 +83,33 @@ def open_source(
 
 
 def _prepare(
-    path: Path, scratch: Path, encoding: str | None
-) -> tuple[Path, dict[str, Any], str | None]:
-    """Return a path GDAL can read as UTF-8, the open options, and the detected encoding."""
+    path: Path,
+    scratch: Path,
+    encoding: str | None,
+    source_crs: str | None,
+    point_columns: PointColumns | None,
+) -> tuple[Path, dict[str, Any], str | None, str | None, list[str]]:
+    """Return a path GDAL can read, its open options, the encoding, a CRS override, notes."""
     suffix = path.suffix.lower()
+    codec = _python_codec(encoding) if encoding else None
     if suffix in {".csv", ".txt"}:
-        return _prepare_csv(path, scratch, encoding)
+        csv = prepare_csv(
+            path,
+            scratch,
+            codec=codec,
+            source_crs=source_crs,
+            point_columns=point_columns,
+        )
+        return csv.path, csv.options, csv.encoding, csv.crs_override, csv.warnings
     if suffix == ".shp":
         check_shapefile_complete(path)
-        return path, _shapefile_options(path, encoding), encoding
-    return path, {}, encoding
-
-
-def _prepare_csv(
-    path: Path, scratch: Path, encoding: str | None
-) -> tuple[Path, dict[str, Any], str]:
-    """Transcode a CSV to UTF-8 and find its latitude/longitude columns."""
-    with path.open("rb") as handle:
-        sample = handle.read(SNIFF_BYTES)
-    detected = _python_codec(encoding) if encoding else sniff_encoding(sample)
-    readable = scratch / (path.stem + ".csv")
-    transcode_to_utf8(path, readable, detected)
-    with readable.open(encoding="utf-8-sig") as handle:
-        header = [name.strip().strip('"') for name in handle.readline().rstrip("\r\n").split(",")]
-    options: dict[str, Any] = {
-        "SEPARATOR": "COMMA",
-        "AUTODETECT_TYPE": "NO",
-        "EMPTY_STRING_AS_NULL": "NO",
-    }
-    latitude = next((name for name in LATITUDE_NAMES if name in header), None)
-    longitude = next((name for name in LONGITUDE_NAMES if name in header), None)
-    if latitude and longitude:
-        options |= {
-            "X_POSSIBLE_NAMES": longitude,
-            "Y_POSSIBLE_NAMES": latitude,
-            "KEEP_GEOM_COLUMNS": "YES",
-        }
-    return readable, options, detected
+        options, detected = _shapefile_options(path, codec)
+        return path, options, detected, None, []
+    if suffix in {".kml", ".gml"}:
+        check_xml_safe(path)
+    if suffix == ".xlsx":
+        _check_workbook(path)
+    return path, {}, encoding, None, []
 
 
 def check_shapefile_complete(path: Path) -> None:
@@ -124,20 +127,39 @@ def check_shapefile_complete(path: Path) -> None:
         )
 
 
-def _shapefile_options(path: Path, encoding: str | None) -> dict[str, Any]:
-    """Choose the DBF encoding: the caller's, the `.cpg`, or a sniff of the DBF."""
-    if encoding:
-        return {"ENCODING": _gdal_encoding(encoding)}
-    if path.with_suffix(".cpg").exists() or path.with_suffix(".CPG").exists():
-        return {}
-    dbf = next(
-        (p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.exists()), None
-    )
+def _shapefile_options(path: Path, codec: str | None) -> tuple[dict[str, Any], str | None]:
+    """Choose the DBF encoding (the caller's, the `.cpg`, or detected) and check the text."""
+    dbf = _part(path, ".dbf")
     if dbf is None:
-        raise LoadFailed(f"{path.name}: the .dbf file of this Shapefile is missing")
-    with dbf.open("rb") as handle:
-        sample = handle.read(SNIFF_BYTES)
-    return {"ENCODING": _gdal_encoding(sniff_encoding(sample))}
+        raise LoadFailed(
+            f"{path.name}: the .dbf part of this Shapefile is missing; copy every part "
+            "(.shp, .shx, .dbf, .prj, .cpg) together"
+        )
+    check_dbf_complete(dbf)
+    cpg = _part(path, ".cpg")
+    declared_by = "the encoding setting" if codec else None
+    if codec is None and cpg is not None:
+        codec, declared_by = cpg_codec(cpg), f"its .cpg file ({cpg.name})"
+        if codec is None:
+            return {}, None  # a code page we do not know: GDAL reads the .cpg itself
+    chosen = choose_dbf_encoding(dbf, codec, declared_by)
+    return ({"ENCODING": _gdal_encoding(chosen)} if chosen else {}), chosen
+
+
+def _part(path: Path, suffix: str) -> Path | None:
+    """A Shapefile part beside the .shp, in either letter case."""
+    for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _check_workbook(path: Path) -> None:
+    """Refuse an XLSX that is not a workbook or would expand too far, before GDAL opens it."""
+    try:
+        check_xlsx_archive(path)
+    except InvalidInput as exc:
+        raise LoadFailed(f"{path.name}: {exc.message}") from exc
 
 
 def _python_codec(encoding: str) -> str:
@@ -145,6 +167,8 @@ def _python_codec(encoding: str) -> str:
     name = encoding.lower().replace("-", "_")
     if name in {"shift_jis", "sjis", "cp932", "windows_31j", "ms932"}:
         return "cp932"
+    if name in {"euc_jp", "eucjp", "ujis"}:
+        return "euc_jp"
     if name in {"utf_8_sig", "utf8_sig"}:
         return "utf-8-sig"
     return "utf-8" if name in {"utf_8", "utf8"} else encoding
@@ -153,7 +177,8 @@ def _python_codec(encoding: str) -> str:
 def _gdal_encoding(encoding: str) -> str:
     """Map a Python codec name to the name GDAL's recoder knows."""
     codec = _python_codec(encoding)
-    return {"cp932": "CP932", "utf-8": "UTF-8", "utf-8-sig": "UTF-8"}.get(codec, codec)
+    names = {"cp932": "CP932", "utf-8": "UTF-8", "utf-8-sig": "UTF-8", "euc_jp": "EUC-JP"}
+    return names.get(codec, codec)
 
 
 def _geometry_type(meta: dict[str, Any]) -> str | None:
