@@ -16,6 +16,7 @@ from portal.core.errors import HarvestFailed
 from portal.core.principal import Visibility
 from portal.core.settings import Settings
 from portal.core.storage import Storage
+from portal.geo.csv_points import PointColumns
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class HarvestedFile:
     source_crs: str | None = None
     title: str | None = None
     layer_id: str | None = None
+    point_columns: PointColumns | None = None
 
 
 @dataclass
@@ -87,6 +89,7 @@ class HarvestedDataset:
     contact_email: str | None = None
     standard_dataset: str | None = None
     visibility: Visibility | None = None
+    shared_with: list[str] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -206,6 +206,7 @@ def _harvest_one(
             fetched = harvester.fetch(ctx, remote)
             if dataset_alive and fetched.content_hash == previous_hash:
                 status = "unchanged"
+                _remember_modified(sessions, ctx.source.id, remote)
             else:
                 stage = "import"
                 result = harvester.import_object(ctx, fetched)
@@ -232,6 +233,16 @@ def _harvest_one(
             )
         )
     return status
+
+
+def _remember_modified(
+    sessions: sessionmaker[Session], source_id: int, remote: RemoteObject
+) -> None:
+    """Keep the new modification mark of unchanged content, so it is not re-read next time."""
+    with session_scope(sessions) as session:
+        record = session.get(HarvestRecord, (source_id, remote.remote_id))
+        if record is not None:
+            record.remote_modified = remote.modified
 
 
 def _withdraw_missing(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.catalog.datasets import create_dataset, patch_dataset
+from portal.catalog.datasets import create_dataset, patch_dataset, set_dataset_shares
 from portal.catalog.departments import department_id_by_slug
 from portal.catalog.models import Dataset, Resource
 from portal.catalog.resources import add_resource, remove_resource
@@ -16,7 +16,7 @@ from portal.catalog.schemas import DatasetCreate, DatasetUpdate, ResourceCreate
 from portal.core.database import session_scope
 from portal.core.principal import SYSTEM, Visibility
 from portal.geo.loader import load_layer_from_file
-from portal.geo.registry import ensure_layer
+from portal.geo.registry import ensure_layer, share_layer
 from portal.harvesters.base import FetchedObject, HarvestContext, HarvestedFile, ImportResult
 from portal.harvesters.models import HarvestRecord
 
@@ -35,6 +35,12 @@ def publish_fetched(ctx: HarvestContext, fetched: FetchedObject) -> ImportResult
         status = "updated" if existing else "created"
         dataset_id = _write_dataset(ctx, session, fetched, name, existing is not None, extent)
         _replace_resources(ctx, session, fetched, name, dataset_id, layers)
+        if fetched.dataset.shared_with:
+            departments = fetched.dataset.shared_with
+            set_dataset_shares(session, SYSTEM, name, departments, ip=None)
+            ids = [department_id_by_slug(session, slug) for slug in departments]
+            for layer_id in layers:
+                share_layer(session, layer_id=layer_id, department_ids=ids)
         _remember(session, ctx, fetched, dataset_id)
     return ImportResult(status, dataset_id, warnings)
 
@@ -76,6 +82,7 @@ def _load_layers(
             source_layer=harvested.source_layer,
             encoding=harvested.encoding,
             source_crs=harvested.source_crs or ctx.source.config.get("source_crs"),
+            point_columns=harvested.point_columns,
         )
         warnings += [f"{harvested.name}: {w}" for w in result.warnings]
         layers[layer_id] = (harvested, result.geometry_type)

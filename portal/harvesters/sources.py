@@ -71,6 +71,9 @@ def create_source(
     require_role(principal, department_id, Role.admin, "adding a harvest source")
     if data.allow_private_network and not principal.is_site_admin:
         raise Forbidden("allowing a source on a private network needs the site admin role")
+    if data.kind == "directory" and not principal.is_site_admin:
+        # A folder source reads whatever the worker can read on the server.
+        raise Forbidden("adding a folder (directory) source needs the site admin role")
     config = harvester_for(data.kind).validate_config(data.url, data.config)
     schedule = check_schedule(data.schedule)
     if session.execute(select(HarvestSource.id).where(HarvestSource.name == data.name)).first():

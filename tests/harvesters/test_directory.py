@@ -366,3 +366,36 @@ def test_an_emptied_folder_withdraws_nothing(
     assert "is empty, but 1 datasets came from it; nothing was withdrawn" in (outcome.error or "")
     with session_scope(sessions) as session:
         assert get_dataset(session, SYSTEM, dataset.name).name == dataset.name
+
+
+def test_a_sidecar_shares_a_department_dataset_and_its_layer(
+    sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
+) -> None:
+    from portal.core.tokens import authenticate_token
+    from portal.geo.registry import list_layers
+    from tests.staff import make_staff
+
+    write_csv(tmp_path / "kanro.csv", place_rows())
+    (tmp_path / "kanro.meta.yaml").write_text(
+        "title: 管路点検箇所\nvisibility: department\nshared_with: [fukushi]\n", encoding="utf-8"
+    )
+    outcome = harvest(sessions, settings, source(sessions, tmp_path))
+    assert outcome.status == "succeeded", [(o.remote_id, o.message) for o in outcome.objects]
+    dataset = dataset_for(sessions, outcome, "kanro.csv")
+    layer_id = next(r.layer_id for r in dataset.resources if r.layer_id)
+    shared, outsider = (
+        make_staff(sessions, department="fukushi"),
+        make_staff(sessions, department="bosai"),
+    )
+    with session_scope(sessions) as session:
+        for staff, expected in ((shared, True), (outsider, False)):
+            principal = authenticate_token(session, staff.token, ip=None)
+            assert (layer_id in {layer.id for layer in list_layers(session, principal)}) == expected
+            found = search_visible(session, principal, dataset.name)
+            assert found == expected
+
+
+def search_visible(session: Session, principal: object, name: str) -> bool:
+    from portal.catalog.datasets import list_dataset_names
+
+    return name in list_dataset_names(session, principal)  # type: ignore[arg-type]

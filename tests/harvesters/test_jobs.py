@@ -176,3 +176,19 @@ def test_unknown_kinds_are_refused_with_the_choices(sessions: sessionmaker[Sessi
         InvalidInput, match="unknown harvest source kind 'ftp'; use one of directory"
     ):
         add_source(sessions, name="bad-kind", kind="ftp", url="ftp://x")
+
+
+def test_directory_sources_need_a_site_admin(sessions: sessionmaker[Session], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from portal.core.errors import Forbidden
+    from portal.core.principal import Role
+    from portal.core.tokens import authenticate_token
+    from portal.harvesters.sources import SourceCreate, create_source
+    from tests.staff import make_staff
+
+    admin = make_staff(sessions, department="doboku", role=Role.admin)
+    with session_scope(sessions) as session:
+        principal = authenticate_token(session, admin.token, ip=None)
+    with pytest.raises(Forbidden, match="folder \\(directory\\) source needs the site admin role"):
+        with session_scope(sessions) as session:
+            create_source(session, principal, SourceCreate(
+                name="folder-by-dept", title="x", kind="directory", url=str(tmp_path), department="doboku"))  # fmt: skip

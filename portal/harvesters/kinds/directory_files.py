@@ -9,7 +9,7 @@ from typing import Any
 import pyogrio
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from portal.core.errors import HarvestFailed, InvalidInput, LoadFailed
+from portal.core.errors import HarvestFailed, LoadFailed
 from portal.geo.archives import extract_zip
 from portal.geo.csv_points import PointColumns
 from portal.geo.xml_safety import check_xml_safe
@@ -127,12 +127,6 @@ def _layer(
         "title": title,
     }
     if settings.point_columns is not None and suffix == ".csv":
-        # Needs HarvestedFile.point_columns, passed on by publish to the loader.
-        if "point_columns" not in HarvestedFile.__dataclass_fields__:
-            raise InvalidInput(
-                "x_column/y_column are not supported yet; name the columns X座標 and Y座標 "
-                "(or 緯度 and 経度) instead"
-            )
         fields["point_columns"] = settings.point_columns
     return HarvestedFile(**fields)
 

@@ -24,7 +24,8 @@ file, which beats the folder's defaults, which beat config.yml, which beats the 
    as the dataset's `column_labels` extra).
 
 Fields: name (ASCII slug; used as given, without name_prefix), title, title_en, notes,
-tags, groups, license_id, visibility (public/internal/department), update_frequency
+tags, groups, license_id, visibility (public/internal/department), shared_with
+(department slugs a department-only dataset is shared with), update_frequency
 (continual/daily/weekly/monthly/quarterly/annual/irregular), standard_dataset (A-01…A-17
 or its slug), temporal_start, temporal_end (YYYY-MM-DD), contact_name, contact_email,
 source_crs (forces the file's CRS, e.g. EPSG:2450), encoding (cp932, utf-8, euc-jp),
@@ -83,6 +84,7 @@ class Sidecar(BaseModel):
     groups: list[str] | None = None
     license_id: str | None = None
     visibility: Visibility | None = None
+    shared_with: list[str] | None = None
     update_frequency: str | None = None
     standard_dataset: str | None = None
     temporal_start: date | None = None
@@ -100,7 +102,7 @@ class Sidecar(BaseModel):
     def _slug(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value)
 
-    @field_validator("tags", "groups", mode="before")
+    @field_validator("tags", "groups", "shared_with", mode="before")
     @classmethod
     def _listed(cls, value: Any) -> Any:
         # A single tag written without brackets, or "a, b" on one line.
@@ -301,6 +303,7 @@ def dataset_from(
         contact_email=sidecar.contact_email,
         standard_dataset=standard_id,
         visibility=sidecar.visibility,
+        shared_with=sidecar.shared_with or [],
         extras=extras,
     )
 
