@@ -13,8 +13,13 @@ from rich.console import Console
 from bench.harness import BenchmarkResult, Options, as_json, report
 
 # name → module; each module has NAME, DESCRIPTION and run(options, log) -> BenchmarkResult.
-BENCHMARKS = {"load": "bench.bench_load", "search": "bench.bench_search"}
-HEADLINE_PEER = {"load": "ogr2ogr"}
+BENCHMARKS = {
+    "load": "bench.bench_load",
+    "search": "bench.bench_search",
+    "load_points": "bench.bench_load_points",
+    "harvest": "bench.bench_harvest",
+}
+HEADLINE_PEER = {"load": "ogr2ogr", "load_points": "ogr2ogr", "harvest": "re-harvest"}
 WIDE = 130
 
 
