@@ -102,6 +102,7 @@ class FetchedObject:
     dataset: HarvestedDataset
     files: list[HarvestedFile] = field(default_factory=list)
     links: list[HarvestedLink] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -153,7 +154,9 @@ class Harvester(ABC):
         """Publish a fetched object in the catalog and PostGIS (shared by every kind)."""
         from portal.harvesters.publish import publish_fetched
 
-        return publish_fetched(ctx, fetched)
+        result = publish_fetched(ctx, fetched)
+        result.warnings = [*fetched.warnings, *result.warnings]
+        return result
 
 
 @dataclass

@@ -14,11 +14,9 @@ from portal.harvesters.base import (
     FetchedObject,
     HarvestContext,
     Harvester,
-    ImportResult,
     RemoteObject,
 )
 from portal.harvesters.kinds.ckan_mapping import (
-    NotedFetch,
     canonical_hash,
     copy_resources,
     package_dataset,
@@ -110,7 +108,7 @@ class CkanHarvester(Harvester):
             max_bytes=config.max_resource_bytes or ctx.settings.max_upload_bytes,
             folder=object_folder(ctx, remote.remote_id),
         )
-        return NotedFetch(
+        return FetchedObject(
             remote=remote,
             content_hash=canonical_hash(package, copied.fingerprints),
             dataset=dataset,
@@ -118,13 +116,6 @@ class CkanHarvester(Harvester):
             links=copied.links,
             warnings=notes + copied.warnings,
         )
-
-    def import_object(self, ctx: HarvestContext, fetched: FetchedObject) -> ImportResult:
-        """Publish as every kind does, keeping the notes made while fetching."""
-        result = super().import_object(ctx, fetched)
-        if isinstance(fetched, NotedFetch):
-            result.warnings = [*fetched.warnings, *result.warnings]
-        return result
 
 
 def object_folder(ctx: HarvestContext, remote_id: str) -> Any:

@@ -18,7 +18,6 @@ from portal.core.errors import HarvestFailed, InvalidInput
 from portal.core.storage import safe_file_name
 from portal.harvesters import http
 from portal.harvesters.base import (
-    FetchedObject,
     HarvestContext,
     HarvestedDataset,
     HarvestedFile,
@@ -43,13 +42,6 @@ FORMAT_ALIASES = {"TEXT/CSV": "CSV", "SHAPE": "SHP", "SHAPEFILE": "SHP", "GEOPAC
 # This portal's own layer exports (`/download/<layer>.geojson|csv`): a rendering of an
 # original that is listed beside it, so only loaded when no original could be.
 _EXPORT_PATH = r"/download/[a-z][a-z0-9_]{0,39}\.(geojson|csv)"
-
-
-@dataclass
-class NotedFetch(FetchedObject):
-    """A fetched object with the notes made while fetching it (kept with the object)."""
-
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

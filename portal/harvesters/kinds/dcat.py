@@ -28,13 +28,11 @@ from portal.harvesters.base import (
     HarvestContext,
     HarvestedDataset,
     Harvester,
-    ImportResult,
     JobTimedOut,
     RemoteObject,
 )
 from portal.harvesters.kinds.ckan import object_folder
 from portal.harvesters.kinds.ckan_mapping import (
-    NotedFetch,
     RemoteResource,
     canonical_hash,
     clean_tags,
@@ -144,7 +142,7 @@ class DcatHarvester(Harvester):
             max_bytes=config.max_resource_bytes or ctx.settings.max_upload_bytes,
             folder=object_folder(ctx, remote.remote_id),
         )
-        return NotedFetch(
+        return FetchedObject(
             remote=remote,
             content_hash=canonical_hash(record, copied.fingerprints),
             dataset=dataset,
@@ -152,13 +150,6 @@ class DcatHarvester(Harvester):
             links=copied.links,
             warnings=notes + copied.warnings,
         )
-
-    def import_object(self, ctx: HarvestContext, fetched: FetchedObject) -> ImportResult:
-        """Publish as every kind does, keeping the notes made while fetching."""
-        result = super().import_object(ctx, fetched)
-        if isinstance(fetched, NotedFetch):
-            result.warnings = [*fetched.warnings, *result.warnings]
-        return result
 
 
 def _broken(lead: str, records: dict[str, Any]) -> HarvestFailed:
