@@ -54,6 +54,7 @@ SCHEMA = "bench"
 OGR_TABLE = "ogr_roads"
 FLOOR_TABLE = "floor_roads"
 SAMPLE_FIELD = "路線名"
+LINE_VERTEX = "ST_PointN(ST_GeometryN(geom, 1), 1)"
 DEGREE_TOLERANCE = 1e-7  # about 1 cm: the same PROJ pipeline must land on the same spot
 OGR2OGR = "ogr2ogr"
 # Like for like with ours: reproject to 4326, COPY in one transaction, GiST index, lines stay
@@ -207,23 +208,30 @@ def _cache_matches(marker: Path, stamp: dict[str, Any]) -> bool:
     return isinstance(recorded, dict) and all(recorded.get(k) == v for k, v in stamp.items())
 
 
-def read_reference(path: Path) -> Reference:
+def read_reference(path: Path, field: str = SAMPLE_FIELD) -> Reference:
     """Read the feature count and three sample rows straight from the file with pyogrio."""
     info = pyogrio.read_info(path)
     count = int(info["features"])
     to_4326 = Transformer.from_crs(info["crs"], "EPSG:4326", always_xy=True)
     samples = []
     for index in sorted({0, count // 2, count - 1}):
-        frame = pyogrio.read_dataframe(
-            path, columns=[SAMPLE_FIELD], skip_features=index, max_features=1
-        )
-        x, y = frame.geometry.iloc[0].coords[0]
+        frame = pyogrio.read_dataframe(path, columns=[field], skip_features=index, max_features=1)
+        x, y = shapely.get_coordinates(frame.geometry.iloc[0])[0]
         lon, lat = to_4326.transform(x, y)
-        samples.append(Sample(index + 1, str(frame[SAMPLE_FIELD].iloc[0]), lon, lat))
+        samples.append(Sample(index + 1, str(frame[field].iloc[0]), lon, lat))
     return Reference(count, samples)
 
 
-def check_loaded(url: str, schema: str, relation: str, table: str, reference: Reference) -> None:
+def check_loaded(
+    url: str,
+    schema: str,
+    relation: str,
+    table: str,
+    reference: Reference,
+    *,
+    field: str = SAMPLE_FIELD,
+    vertex_sql: str = LINE_VERTEX,
+) -> None:
     """Check count, SRID, a GiST index, and that sample rows read back right (Japanese, place)."""
     name = sql.Identifier(schema, relation)
     with psycopg.connect(url) as connection:
@@ -243,16 +251,16 @@ def check_loaded(url: str, schema: str, relation: str, table: str, reference: Re
         ).fetchone()
         expect(gist is not None and gist[0] == 1, f"no GiST index on {schema}.{table}")
         query = sql.SQL(
-            "SELECT fid, {field}, ST_X(p), ST_Y(p) FROM (SELECT fid, {field}, "
-            "ST_PointN(ST_GeometryN(geom, 1), 1) AS p FROM {name} WHERE fid = ANY(%s)) AS s"
-        ).format(field=sql.Identifier(SAMPLE_FIELD), name=name)
+            "SELECT fid, {field}, ST_X(p), ST_Y(p) FROM (SELECT fid, {field}, {vertex} AS p "
+            "FROM {name} WHERE fid = ANY(%s)) AS s"
+        ).format(field=sql.Identifier(field), vertex=sql.SQL(vertex_sql), name=name)
         found = {
             r[0]: r[1:] for r in connection.execute(query, ([s.fid for s in reference.samples],))
         }
     for sample in reference.samples:
         expect(sample.fid in found, f"row fid={sample.fid} missing from {schema}.{relation}")
         text, lon, lat = found[sample.fid]
-        expect(text == sample.name, f"fid={sample.fid}: {SAMPLE_FIELD} {text!r} != {sample.name!r}")
+        expect(text == sample.name, f"fid={sample.fid}: {field} {text!r} != {sample.name!r}")
         expect(
             abs(lon - sample.lon) < DEGREE_TOLERANCE and abs(lat - sample.lat) < DEGREE_TOLERANCE,
             f"fid={sample.fid}: first vertex ({lon}, {lat}) != ({sample.lon}, {sample.lat})",

@@ -23,14 +23,14 @@ from sqlalchemy import Engine
 
 from bench.bench_load import (
     CACHE_DIR,
-    DEGREE_TOLERANCE,
     OGR2OGR,
     OGR2OGR_OPTIONS,
     Reference,
-    Sample,
+    check_loaded,
     demo_roads,
     floor_copy_text,
     phase_note,
+    read_reference,
 )
 from bench.db import bench_database, keyword_conninfo
 from bench.harness import BenchmarkResult, Contender, Options, Role, expect, run_benchmark
@@ -122,7 +122,7 @@ def run(options: Options, log: Callable[[str], None]) -> BenchmarkResult:
                         f"{item.key}: feature_count {result.feature_count} != "
                         f"{item.reference.features}",
                     )
-                    check_loaded(url, "layers", item.layer_id, result.table_name, item)
+                    check_item(url, "layers", item.layer_id, result.table_name, item)
 
             def peer() -> None:
                 for item in inputs:
@@ -136,7 +136,7 @@ def run(options: Options, log: Callable[[str], None]) -> BenchmarkResult:
                 def check(_: object) -> None:
                     for item in inputs:
                         table = item.table(contender)
-                        check_loaded(url, SCHEMA, table, table, item)
+                        check_item(url, SCHEMA, table, table, item)
 
                 return check
 
@@ -266,59 +266,17 @@ def write_points(path: Path, count: int, seed: int = 4422) -> None:
     )
 
 
-def read_reference(path: Path, field_name: str) -> Reference:
-    """Read the feature count and three sample rows (field, first vertex in 4326) with pyogrio."""
-    info = pyogrio.read_info(path)
-    count = int(info["features"])
-    to_4326 = Transformer.from_crs(info["crs"], "EPSG:4326", always_xy=True)
-    samples = []
-    for index in sorted({0, count // 2, count - 1}):
-        frame = pyogrio.read_dataframe(
-            path, columns=[field_name], skip_features=index, max_features=1
-        )
-        x, y = shapely.get_coordinates(frame.geometry.iloc[0])[0]
-        lon, lat = to_4326.transform(x, y)
-        samples.append(Sample(index + 1, str(frame[field_name].iloc[0]), lon, lat))
-    return Reference(count, samples)
-
-
-def check_loaded(url: str, schema: str, relation: str, table: str, item: Input) -> None:
-    """Check count, SRID, one GiST index, and sample rows (Japanese text, place in 4326)."""
-    name = sql.Identifier(schema, relation)
-    reference = item.reference
-    with psycopg.connect(url) as connection:
-        row = connection.execute(
-            sql.SQL("SELECT count(*), array_agg(DISTINCT ST_SRID(geom)) FROM {}").format(name)
-        ).fetchone()
-        assert row is not None
-        expect(row[0] == reference.features, f"{row[0]} rows in {schema}.{relation}")
-        expect(row[1] == [4326], f"SRIDs {row[1]} in {schema}.{relation}, expected [4326]")
-        gist = connection.execute(
-            "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND tablename = %s "
-            "AND indexdef ILIKE '%%USING gist%%'",
-            (schema, table),
-        ).fetchone()
-        expect(gist is not None and gist[0] == 1, f"no GiST index on {schema}.{table}")
-        query = sql.SQL(
-            "SELECT fid, {field}, ST_X(p), ST_Y(p) FROM (SELECT fid, {field}, {vertex} AS p "
-            "FROM {name} WHERE fid = ANY(%s)) AS s"
-        ).format(
-            field=sql.Identifier(item.sample_field), vertex=sql.SQL(item.vertex_sql), name=name
-        )
-        found = {
-            r[0]: r[1:] for r in connection.execute(query, ([s.fid for s in reference.samples],))
-        }
-    for sample in reference.samples:
-        expect(sample.fid in found, f"row fid={sample.fid} missing from {schema}.{relation}")
-        text, lon, lat = found[sample.fid]
-        expect(
-            text == sample.name,
-            f"fid={sample.fid}: {item.sample_field} {text!r} != {sample.name!r}",
-        )
-        expect(
-            abs(lon - sample.lon) < DEGREE_TOLERANCE and abs(lat - sample.lat) < DEGREE_TOLERANCE,
-            f"fid={sample.fid}: first vertex ({lon}, {lat}) != ({sample.lon}, {sample.lat})",
-        )
+def check_item(url: str, schema: str, relation: str, table: str, item: Input) -> None:
+    """Check one input's loaded table with the shared load checks."""
+    check_loaded(
+        url,
+        schema,
+        relation,
+        table,
+        item.reference,
+        field=item.sample_field,
+        vertex_sql=item.vertex_sql,
+    )
 
 
 def load_ours(engine: Engine, item: Input) -> LoadResult:
