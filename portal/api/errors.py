@@ -17,6 +17,7 @@ from portal.core.errors import (
     NotFound,
     PayloadTooLarge,
     PortalError,
+    PreconditionFailed,
     Unauthorized,
 )
 
@@ -30,6 +31,7 @@ STATUS_CODES: dict[type[PortalError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     Conflict: 409,
+    PreconditionFailed: 412,
     HarvestFailed: 502,
     DatabaseUnavailable: 503,
 }

@@ -41,6 +41,12 @@ class Conflict(PortalError):
     code = "conflict"
 
 
+class PreconditionFailed(PortalError):
+    """An `If-Match` precondition names a version that is no longer current."""
+
+    code = "precondition_failed"
+
+
 class PayloadTooLarge(InvalidInput):
     """An upload or download is over the configured size limit."""
 

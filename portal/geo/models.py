@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     Sequence,
     String,
@@ -45,6 +46,7 @@ class Layer(Base):
     visibility: Mapped[str] = mapped_column(String(16), server_default="public")
     table_name: Mapped[str | None] = mapped_column(String(63))
     version: Mapped[int] = mapped_column(Integer, server_default="0")
+    revision: Mapped[int] = mapped_column(Integer, server_default="0")
     feature_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
     geometry_type: Mapped[str | None] = mapped_column(String(32))
     bbox: Mapped[list[float] | None] = mapped_column(ARRAY(Float))
@@ -53,6 +55,8 @@ class Layer(Base):
     source_sha256: Mapped[str | None] = mapped_column(String(64))
     columns: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
     warnings: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    style: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    tile_properties: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     loaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -69,3 +73,26 @@ layer_shares = Table(
     ),
     comment="Departments a department-visibility layer is shared with.",
 )
+
+
+class FeatureVersion(Base):
+    """One edit of one feature through OGC API Features Part 4: what it became, who, when."""
+
+    __tablename__ = "feature_versions"
+    __table_args__ = (
+        CheckConstraint(
+            "operation IN ('create', 'replace', 'update', 'delete')", name="operation_known"
+        ),
+        Index("ix_feature_versions_layer_fid", "layer_id", "fid", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    layer_id: Mapped[str] = mapped_column(ForeignKey("layers.id", ondelete="CASCADE"))
+    fid: Mapped[int] = mapped_column(BigInteger)
+    layer_version: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(16))
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    geometry: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    actor: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
@@ -33,6 +34,16 @@ class LayerSummary:
     bbox: list[float] | None
     version: int
     loaded_at: datetime | None
+    department_id: int = 0
+    columns: tuple[dict[str, str], ...] = ()
+    revision: int = 0
+    style: dict[str, Any] | None = None
+    tile_properties: tuple[str, ...] | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        """Return the attribute columns' PostgreSQL names, in table order."""
+        return [column["name"] for column in self.columns]
 
     @property
     def is_spatial(self) -> bool:
@@ -127,6 +138,11 @@ def _summary(layer: Layer, department: Department) -> LayerSummary:
         bbox=layer.bbox,
         version=layer.version,
         loaded_at=layer.loaded_at,
+        department_id=layer.department_id,
+        columns=tuple(layer.columns or ()),
+        revision=layer.revision,
+        style=layer.style,
+        tile_properties=tuple(layer.tile_properties) if layer.tile_properties else None,
     )
 
 

@@ -127,7 +127,7 @@ def swap_in(
     cursor.execute(
         sql.SQL(
             "UPDATE portal.layers SET table_name = %(table)s, version = version + 1, "
-            "loaded_at = now(), {} WHERE id = %(layer_id)s"
+            "revision = revision + 1, loaded_at = now(), {} WHERE id = %(layer_id)s"
         ).format(assignments),
         {**metadata, "table": table, "layer_id": layer_id},
     )
