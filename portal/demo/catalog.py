@@ -1,8 +1,11 @@
-"""Publish the demo city's files as catalog datasets, each with its original and its layer."""
+"""Publish the demo files directly as catalog datasets, without the harvester.
+
+The demo itself goes through the directory harvester (`portal.demo.harvest`); this path
+remains for tests that build a second portal from the same drop.
+"""
 
 import io
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,68 +18,8 @@ from portal.catalog.resources import add_resource
 from portal.catalog.schemas import DatasetCreate, ResourceCreate
 from portal.core.principal import SYSTEM, Visibility
 from portal.core.storage import Storage
-from portal.demo.city import DemoFile, demo_files
+from portal.demo.city import DemoDataset, DemoFile, demo_files
 from portal.geo.models import Layer
-
-
-@dataclass(frozen=True)
-class DemoDataset:
-    """Catalog metadata for one demo file."""
-
-    name: str
-    notes: str
-    tags: tuple[str, ...]
-    groups: tuple[str, ...]
-    license_id: str = "pdl-1.0"
-    standard_dataset: str | None = None
-    update_frequency: str = "irregular"
-
-
-DATASETS: dict[str, DemoDataset] = {
-    "roads": DemoDataset(
-        "road-ledger",
-        "市道の道路台帳（サンプル）。路線名・幅員・路線種別・延長を持つ道路区間の線データです。",
-        ("道路", "道路台帳", "市道", "サンプル"),
-        ("transport-tourism", "housing-land-construction"),
-        update_frequency="annual",
-    ),
-    "zoning": DemoDataset(
-        "youto-chiiki",
-        "都市計画法に基づく用途地域（サンプル）。"
-        "国土数値情報 A29 の用途地域コード、建ぺい率、容積率を持つ面データです。",
-        ("用途地域", "都市計画", "サンプル"),
-        ("housing-land-construction",),
-        license_id="cc-by-4.0",
-    ),
-    "water_mains": DemoDataset(
-        "water-mains",
-        "上水道の管路（サンプル）。口径・管種・布設年度を持ちます。重要インフラのため庁内の関係部署にのみ共有しています。",
-        ("上水道", "管路", "インフラ", "サンプル"),
-        ("energy-water",),
-    ),
-    "barriers": DemoDataset(
-        "barrier-free",
-        "歩行空間のバリアフリー情報（サンプル）。段差・勾配・有効幅員を国土交通省の歩行空間ネットワークデータの区分で示します。",
-        ("バリアフリー", "歩行空間", "車いす", "サンプル"),
-        ("social-security-health", "transport-tourism"),
-    ),
-    "evacuation_sites": DemoDataset(
-        "evacuation-space",
-        "指定緊急避難場所の一覧（サンプル）。自治体標準オープンデータセットの形式で、災害種別ごとの対応を示します。",
-        ("避難場所", "防災", "自治体標準オープンデータセット", "サンプル"),
-        ("justice-safety-environment",),
-        standard_dataset="A-03",
-        update_frequency="annual",
-    ),
-    "population": DemoDataset(
-        "population-by-chocho-age",
-        "町丁別・年齢（5歳階級）別・男女別の人口と世帯数（サンプル）。",
-        ("人口", "世帯", "統計", "自治体標準オープンデータセット", "サンプル"),
-        ("population-households",),
-        standard_dataset="A-04",
-        update_frequency="monthly",
-    ),
-}
 
 
 def publish_demo_catalog(
@@ -86,7 +29,7 @@ def publish_demo_catalog(
     existing = set(session.execute(select(Dataset.name)).scalars())
     created = []
     for demo_file in demo_files(municipality_code):
-        spec = DATASETS[demo_file.layer_id]
+        spec = demo_file.dataset
         if spec.name in existing:
             continue
         layer = session.get(Layer, demo_file.layer_id)
@@ -155,7 +98,7 @@ def _add_original(
             SYSTEM,
             spec.name,
             ResourceCreate(
-                name=f"{demo_file.title}（元ファイル）",
+                name=demo_file.original_name,
                 format=file_format,
                 visibility=Visibility(demo_file.visibility),
             ),

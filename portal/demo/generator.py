@@ -15,6 +15,7 @@ from portal.demo.gen_population import CHOCHO_PER_SCALE, write_population
 from portal.demo.gen_roads import build_street_grid, write_road_ledger
 from portal.demo.gen_water import write_water_mains
 from portal.demo.gen_zoning import write_zoning
+from portal.demo.sidecars import sidecar_path, write_sidecar
 
 # Each dataset draws from its own stream, so changing one never reshuffles the others.
 _STREAMS = ("streets", "zoning", "water_mains", "barriers", "evacuation_sites", "population")
@@ -27,9 +28,16 @@ def generate_demo_city(
     municipality_code: str = "442020",
     municipality_name: str = "別府市",
     seed: int = 442020,
+    sidecars: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Write the demo city's department file drop under `out_dir`, deterministically."""
+    """Write the demo city's department file drop under `out_dir`, deterministically.
+
+    With `sidecars`, each file gets the `<stem>.meta.yaml` that the directory harvester
+    publishes it by (dataset name, titles, tags, layer id, visibility…); without, the drop
+    is bare, as departments hand files over, and sidecars of an earlier run are removed.
+    Returns the data files written (not their sidecars).
+    """
     check_generator_arguments(scale, municipality_code, municipality_name)
     city = SampleCity(municipality_code, municipality_name)
     root = Path(out_dir).resolve()
@@ -53,6 +61,10 @@ def generate_demo_city(
         path = root / demo_file.path
         path.parent.mkdir(parents=True, exist_ok=True)
         _writer_for(writers, demo_file)(path)
+        if sidecars:
+            write_sidecar(root, demo_file)
+        else:
+            sidecar_path(root, demo_file).unlink(missing_ok=True)
         written.append(path)
         if progress is not None:
             progress(demo_file.path)

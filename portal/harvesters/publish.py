@@ -14,8 +14,10 @@ from portal.catalog.models import Dataset, Resource
 from portal.catalog.resources import add_resource, remove_resource
 from portal.catalog.schemas import DatasetCreate, DatasetUpdate, ResourceCreate
 from portal.core.database import session_scope
+from portal.core.errors import Conflict
 from portal.core.principal import SYSTEM, Visibility
 from portal.geo.loader import load_layer_from_file
+from portal.geo.models import Layer
 from portal.geo.registry import ensure_layer, share_layer
 from portal.harvesters.base import FetchedObject, HarvestContext, HarvestedFile, ImportResult
 from portal.harvesters.models import HarvestRecord
@@ -67,12 +69,15 @@ def _load_layers(
         ctx.check_time()
         layer_id = harvested.layer_id or layer_id_for(name, index)
         with session_scope(ctx.sessions) as session:
+            department_id = department_id_by_slug(session, ctx.source.department)
+            if harvested.layer_id:
+                _check_layer_claim(session, layer_id, department_id, name)
             ensure_layer(
                 session,
                 layer_id=layer_id,
                 title=harvested.title or fetched.dataset.title,
                 title_en=fetched.dataset.title_en,
-                department_id=department_id_by_slug(session, ctx.source.department),
+                department_id=department_id,
                 visibility=visibility,
             )
         result = load_layer_from_file(
@@ -88,6 +93,34 @@ def _load_layers(
         layers[layer_id] = (harvested, result.geometry_type)
         extent = _union(extent, result.bbox)
     return layers, warnings, extent
+
+
+def _check_layer_claim(
+    session: Session, layer_id: str, department_id: int, dataset_name: str
+) -> None:
+    """Refuse a chosen layer id that another department or dataset owns: its rows would go."""
+    layer = session.get(Layer, layer_id)
+    if layer is None:
+        return
+    if layer.department_id != department_id:
+        raise Conflict(
+            f"layer id {layer_id!r} belongs to another department's layer; "
+            "choose another layer_id in the sidecar"
+        )
+    other = session.execute(
+        select(Dataset.name)
+        .join(Resource, Resource.dataset_id == Dataset.id)
+        .where(
+            Resource.layer_id == layer_id,
+            Dataset.name != dataset_name,
+            Dataset.state == "active",
+        )
+    ).first()
+    if other is not None:
+        raise Conflict(
+            f"layer id {layer_id!r} is already the layer of dataset {other[0]!r}; "
+            "choose another layer_id in the sidecar"
+        )
 
 
 def _write_dataset(

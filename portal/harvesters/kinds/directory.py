@@ -32,6 +32,7 @@ from portal.geo.csv_points import PointColumns
 from portal.harvesters.base import (
     FetchedObject,
     HarvestContext,
+    HarvestedFile,
     Harvester,
     RemoteObject,
 )
@@ -144,6 +145,8 @@ class DirectoryHarvester(Harvester):
             ),
         )
         files = harvested_files(entry, copies, work, settings, dataset.title, limit)
+        if sidecar.layer_id:
+            _name_the_layer(entry, files, sidecar.layer_id)
         content = hashlib.sha256(digest + sidecar_bytes + config.fingerprint().encode())
         return FetchedObject(remote, content.hexdigest(), dataset, files)
 
@@ -218,6 +221,17 @@ def _check_sizes(entry: Entry, limit: int, setting: str) -> None:
             f"{entry.primary.name}: the parts total {format_bytes(sum(sizes.values()))}, "
             f"over this source's limit of {format_bytes(limit)} ({setting})"
         )
+
+
+def _name_the_layer(entry: Entry, files: list[HarvestedFile], layer_id: str) -> None:
+    """Give the entry's one layer the sidecar's layer_id; several layers cannot share it."""
+    layers = [f for f in files if f.load]
+    if len(layers) != 1:
+        raise InvalidInput(
+            f"{entry.primary.name}: layer_id {layer_id!r} names one layer, but the file holds "
+            f"{len(layers)}; remove layer_id from its sidecar, or split the file"
+        )
+    layers[0].layer_id = layer_id
 
 
 def _refuse_empty_folder(ctx: HarvestContext, root: Path) -> None:

@@ -32,8 +32,10 @@ source_crs (forces the file's CRS, e.g. EPSG:2450), encoding (cp932, utf-8, euc-
 zone (1-19: JGD2011 plane rectangular zone for X/Y columns and .prj-less Shapefiles),
 x_column/y_column (a CSV's survey X = northing and Y = easting columns, when they are not
 named X座標/Y座標 or 緯度/経度; they take effect once the harvest core passes
-HarvestedFile.point_columns to the loader, and fail the file clearly until then).
-Unknown fields fail the file with the list of known ones.
+HarvestedFile.point_columns to the loader, and fail the file clearly until then),
+layer_id (the id of the file's layer, e.g. `roads`, for files with one layer; a layer
+of another department or dataset is refused). Unknown fields fail the file with the list
+of known ones.
 
 Without a sidecar: title = the file's stem; name = its ASCII slug (with a short hash when
 the stem also has other characters, `{source}-{hash}` when it has no ASCII at all);
@@ -60,6 +62,7 @@ from portal.catalog.standard_datasets import BY_SLUG, StandardDataset, find_by_l
 from portal.core.errors import InvalidInput
 from portal.core.principal import Visibility
 from portal.geo.crs import parse_crs
+from portal.geo.registry import LAYER_ID
 from portal.harvesters.base import HarvestedDataset
 
 FILE_SIDECARS = (".meta.yaml", ".meta.yml", ".meta.json")
@@ -96,11 +99,22 @@ class Sidecar(BaseModel):
     zone: int | None = Field(default=None, ge=1, le=19)
     x_column: str | None = None
     y_column: str | None = None
+    layer_id: str | None = None
 
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value)
+
+    @field_validator("layer_id")
+    @classmethod
+    def _layer_id(cls, value: str | None) -> str | None:
+        if value and not LAYER_ID.match(value):
+            raise ValueError(
+                f"{value!r} must start with a letter and use only a-z, 0-9 and _ "
+                "(at most 40 characters)"
+            )
+        return value or None
 
     @field_validator("tags", "groups", "shared_with", mode="before")
     @classmethod
