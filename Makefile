@@ -42,6 +42,7 @@ format: ## コード整形 / format the code
 	$(BIN)/ruff format .
 
 bench: setup ## ベンチマーク / benchmarks against peers
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 clean: ## キャッシュ削除 (.data は残す) / remove caches; keeps .data (database, files)

@@ -12,14 +12,23 @@ from rich.console import Console
 
 from bench.harness import BenchmarkResult, Options, as_json, report
 
-# name → module; each module has NAME, DESCRIPTION and run(options, log) -> BenchmarkResult.
+# name → module; each module has NAME, DESCRIPTION and run(options, log) -> BenchmarkResult
+# (or a list of them, one table each).
 BENCHMARKS = {
     "load": "bench.bench_load",
     "search": "bench.bench_search",
     "load_points": "bench.bench_load_points",
     "harvest": "bench.bench_harvest",
+    "features": "bench.bench_features",
+    "tiles": "bench.bench_tiles",
 }
-HEADLINE_PEER = {"load": "ogr2ogr", "load_points": "ogr2ogr", "harvest": "re-harvest"}
+HEADLINE_PEER = {
+    "load": "ogr2ogr",
+    "load_points": "ogr2ogr",
+    "harvest": "re-harvest",
+    "features": "pygeoapi",
+    "tiles": "tipg",
+}
 WIDE = 130
 
 
@@ -29,8 +38,10 @@ class BenchmarkModule(Protocol):
     NAME: str
     DESCRIPTION: str
 
-    def run(self, options: Options, log: Callable[[str], None]) -> BenchmarkResult:
-        """Run the benchmark and return its result."""
+    def run(
+        self, options: Options, log: Callable[[str], None]
+    ) -> BenchmarkResult | list[BenchmarkResult]:
+        """Run the benchmark and return its result, or one result per table."""
         ...
 
 
@@ -73,9 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in arguments.names or list(BENCHMARKS):
         module: BenchmarkModule = importlib.import_module(BENCHMARKS[name])
         console.rule(f"{module.NAME}: {module.DESCRIPTION}")
-        result = module.run(options, lambda message: console.log(message, markup=False))
-        report(result, console, HEADLINE_PEER.get(name))
-        results.append(result)
+        outcome = module.run(options, lambda message: console.log(message, markup=False))
+        for result in outcome if isinstance(outcome, list) else [outcome]:
+            report(result, console, HEADLINE_PEER.get(name))
+            results.append(result)
     if arguments.json:
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"scale": options.scale, "results": [as_json(r) for r in results]}

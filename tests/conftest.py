@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 import httpx
 import psycopg
@@ -19,6 +21,9 @@ from portal.api.app import create_app
 from portal.core.database import create_db_engine, make_session_factory
 from portal.core.settings import DEFAULT_DATABASE_URL, Settings, to_libpq_url
 from portal.migrations import runner
+
+if TYPE_CHECKING:
+    from portal.demo.harvest import DemoHarvest
 
 
 def _server_url() -> str:
@@ -72,34 +77,25 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:
-    """The demo city's file drop at scale 1, generated once per session."""
+    """The demo city's file drop at scale 1 with its sidecars, generated once per session."""
     from portal.demo.generator import generate_demo_city
 
     root = tmp_path_factory.mktemp("demo")
-    generate_demo_city(root, scale=1, municipality_code=settings.municipality_code)
+    generate_demo_city(root, scale=1, municipality_code=settings.municipality_code, sidecars=True)
     return root
 
 
 @pytest.fixture(scope="session")
-def demo_city(engine: Engine, sessions: sessionmaker[Session], demo_root: Path, settings: Settings):  # type: ignore[no-untyped-def]
-    """The demo city loaded into the throwaway database, with its catalog published."""
-    from portal.core.database import session_scope
-    from portal.core.storage import LocalStorage
-    from portal.demo.catalog import publish_demo_catalog
-    from portal.demo.load import load_demo_city
+def demo_city(
+    sessions: sessionmaker[Session], demo_root: Path, settings: Settings
+) -> "list[DemoHarvest]":
+    """The demo city harvested into the throwaway database, one folder source per department."""
+    from portal.demo.harvest import harvest_demo_city
 
-    loads = load_demo_city(
-        engine, sessions, demo_root, municipality_code=settings.municipality_code
-    )
-    with session_scope(sessions) as session:
-        publish_demo_catalog(
-            session,
-            LocalStorage(settings.data_dir),
-            demo_root,
-            municipality_code=settings.municipality_code,
-            max_bytes=settings.max_upload_bytes,
-        )
-    return loads
+    harvests = harvest_demo_city(settings, sessions, demo_root)
+    failed = [(h.source, h.error, [o.message for o in h.objects]) for h in harvests]
+    assert all(h.succeeded for h in harvests), failed
+    return harvests
 
 
 def free_port() -> int:
@@ -109,14 +105,33 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class RequestLog:
+    """ASGI wrapper that remembers every request line the server received."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lines: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").decode("latin-1")
+            self.lines.append(f"{scope['method']} {scope['path']}" + (f"?{query}" if query else ""))
+        await self.app(scope, receive, send)
+
+    def since(self, mark: int) -> list[str]:
+        """Return the request lines received after `mark` (a previous `len(lines)`)."""
+        return [unquote_plus(line) for line in self.lines[mark:]]
+
+
 class LiveServer:
-    """A real uvicorn server in a thread."""
+    """A real uvicorn server in a thread; `requests` logs what it received."""
 
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.requests = RequestLog(create_app(settings))
         config = uvicorn.Config(
-            create_app(settings),
+            self.requests,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

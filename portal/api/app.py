@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from portal import __version__
+from portal.api import ogc
 from portal.api.errors import register_error_handlers
 from portal.api.routes import (
     auth,
@@ -23,6 +24,7 @@ from portal.api.routes import (
 from portal.core.database import create_db_engine, make_session_factory
 from portal.core.settings import Settings, get_settings
 from portal.core.storage import LocalStorage
+from portal.geo.tile_cache import TileCache
 from portal.web.i18n import LanguageMiddleware
 from portal.web.templating import STATIC_DIR
 
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.storage = LocalStorage(settings.data_dir)
+    app.state.tile_cache = TileCache(settings.data_dir / "tiles")
     register_error_handlers(app)
     app.add_middleware(LanguageMiddleware, default=settings.default_language)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -61,4 +64,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dcat.router)
     app.include_router(dataset_pages.router)
     app.include_router(downloads.router)
+    app.include_router(ogc.router)
     return app

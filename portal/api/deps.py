@@ -1,6 +1,7 @@
 """FastAPI dependencies: settings, database sessions, the caller's `Principal`, CSRF."""
 
 import hmac
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Annotated
@@ -19,6 +20,9 @@ from portal.web.templating import NONCE_COOKIE
 
 SESSION_COOKIE = "portal_session"
 CSRF_FIELD = "csrf_token"
+
+FORWARDED_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+FORWARDED_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -49,11 +53,29 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 def base_url(request: Request) -> str:
-    """Return the portal's public base URL: PORTAL_PUBLIC_URL, or what the request came to."""
+    """Return the portal's public base URL: PORTAL_PUBLIC_URL, else what the client asked for.
+
+    Behind a reverse proxy the client's view comes from X-Forwarded-Proto, X-Forwarded-Host
+    and X-Forwarded-Prefix (each optional); without them it is the request's own URL.
+    """
     settings: Settings = request.app.state.settings
     if settings.public_url:
         return settings.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    own = request.base_url
+    scheme = _forwarded(request, "x-forwarded-proto") or own.scheme
+    host = _forwarded(request, "x-forwarded-host") or own.netloc
+    prefix = (_forwarded(request, "x-forwarded-prefix") or "").rstrip("/")
+    if scheme not in ("http", "https") or not FORWARDED_HOST.fullmatch(host):
+        scheme, host = own.scheme, own.netloc
+    if prefix and not FORWARDED_PREFIX.fullmatch(prefix):
+        prefix = ""
+    return f"{scheme}://{host}{prefix}{own.path.rstrip('/')}"
+
+
+def _forwarded(request: Request, header: str) -> str | None:
+    """Return the first (client-side) value of a forwarding header."""
+    value = request.headers.get(header)
+    return value.split(",")[0].strip() if value else None
 
 
 def client_ip(request: Request) -> str | None:

@@ -95,10 +95,37 @@ def _respond(request: Request, status: int, code: str, message: str) -> Response
         from portal.web.templating import render_error_page
 
         return render_error_page(request, status, message)
+    if request.url.path == "/ogc" or request.url.path.startswith("/ogc/"):
+        return ogc_exception(status, message)
     return problem(status, code, message)
 
 
+OGC_EXCEPTION_CODES = {
+    400: "InvalidParameterValue",
+    401: "NotAuthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    412: "PreconditionFailed",
+    413: "PayloadTooLarge",
+    422: "InvalidParameterValue",
+    503: "ServerUnavailable",
+}
+
+
+def ogc_exception(status: int, message: str) -> JSONResponse:
+    """Return an OGC API exception document (`code` and `description`)."""
+    return JSONResponse(
+        {"code": OGC_EXCEPTION_CODES.get(status, "NoApplicableCode"), "description": message},
+        status_code=status,
+    )
+
+
 def _wants_html(request: Request) -> bool:
+    requested = request.query_params.get("f")
+    if requested and (request.url.path == "/ogc" or request.url.path.startswith("/ogc/")):
+        return requested.lower() == "html"
     accept = request.headers.get("accept", "")
     return "text/html" in accept
 

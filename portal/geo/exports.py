@@ -1,9 +1,11 @@
-"""Layer exports built inside PostGIS and streamed: GeoJSON, CSV and XLSX, by format name.
+"""Layer exports by format name: GeoJSON, CSV, XLSX, GeoPackage, zipped Shapefile and KML.
 
-`EXPORTS` maps a format to its writer, so the OGC issue can add GPKG, SHP or KML by adding
-entries. Streaming writers open their own connection lazily (the request's session is closed
-before the body is sent); writers that need the whole result first (CP932 CSV, XLSX) finish
-into a temporary file before the response starts, so their errors still become clean 4xx.
+`EXPORTS` maps a format to its writer. Every format selects its rows through
+`features.selection_sql`, so bbox, CQL2 filter and output CRS mean the same as in the OGC
+API; files get x = easting/longitude whatever the CRS's axis order. GeoJSON and UTF-8 CSV are
+built in PostGIS and streamed from their own connection (the request's session is closed
+before the body is sent); the other formats are finished in a temporary file before the
+response starts, so their errors still become clean 4xx.
 """
 
 import codecs
@@ -12,58 +14,67 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
 from portal.catalog.convert import CSV_MEDIA_TYPES, XLSX_MEDIA_TYPE, write_table
-from portal.core.database import LAYERS_SCHEMA
 from portal.core.errors import InvalidInput, NotFound
+from portal.geo import export_formats
+from portal.geo.export_formats import FileChunks, Selection
+from portal.geo.features import FeatureQuery, parse_feature_query, selection_sql
+from portal.geo.ogc_crs import CRS84
 from portal.geo.registry import LayerSummary
 
 MAX_LIMIT = 100_000
 FETCH_ROWS = 500
 CHUNK_CHARS = 256 * 1024
 GEOJSON_MEDIA_TYPE = "application/geo+json"
+KML_SRID = 4326
 
 
 @dataclass(frozen=True)
 class LayerQuery:
-    """What part of a layer to export."""
+    """What part of a layer to export, and in which CRS.
+
+    `bbox` is in degrees (CRS84); `filter` is CQL2 (`filter_lang` cql2-text or cql2-json);
+    `crs` names the output CRS (an OGC URI or EPSG:n, CRS84 when None). An OGC items request
+    passes its parsed query as `selection` instead; its paging is ignored, `limit` applies.
+    """
 
     bbox: tuple[float, float, float, float] | None = None
     limit: int | None = None
     encoding: str = "utf-8"
+    filter: str | None = None
+    filter_lang: str | None = None
+    crs: str | None = None
+    selection: FeatureQuery | None = None
 
 
 @dataclass
 class ExportBody:
-    """An export ready to send: its chunks, and its size when known up front."""
+    """An export ready to send: its chunks, and its size and file name when known."""
 
     chunks: Iterator[bytes]
     media_type: str
     size: int | None = None
+    file_name: str | None = None
 
 
 @dataclass(frozen=True)
 class LayerExport:
-    """One export format: its media type, which layers it suits, and its writer."""
+    """One export format: media type, file suffix, which layers it suits, and its writer."""
 
     media_type: str
-    write: Callable[[Engine, LayerSummary, LayerQuery], ExportBody]
+    write: Callable[[Engine, LayerSummary, FeatureQuery, LayerQuery], ExportBody]
+    suffix: str
     spatial_only: bool = False
     points_or_tables_only: bool = False
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """The current version table of a layer and the columns to export."""
-
-    table: str
-    columns: list[str]
-    geometry_type: str | None
+    lonlat_only: bool = False
 
 
 def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
@@ -86,14 +97,33 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return minx, miny, maxx, maxy
 
 
+def export_format(name: str) -> str:
+    """Return the EXPORTS key for a format name or file suffix (`shp.zip` -> `shp`)."""
+    key = name.lower()
+    for fmt, export in EXPORTS.items():
+        if key in (fmt, export.suffix):
+            return fmt
+    suffixes = ", ".join(f".{export.suffix}" for export in EXPORTS.values())
+    raise NotFound(f"layer downloads come as {suffixes}; not as {name!r}")
+
+
+def split_download_name(file_name: str) -> tuple[str, str]:
+    """Split `roads.shp.zip` into the layer id and the format (`roads`, `shp`)."""
+    layer_id, dot, suffix = file_name.partition(".")
+    if not dot:
+        raise NotFound(f"name the download as <layer>.<format>, not {file_name!r}")
+    return layer_id, export_format(suffix)
+
+
 def export_layer(engine: Engine, layer: LayerSummary, fmt: str, query: LayerQuery) -> ExportBody:
-    """Export a layer the caller may see (checked by the caller) in `fmt`."""
+    """Export a layer the caller may see (checked by the caller with `get_layer`) in `fmt`."""
     export = EXPORTS.get(fmt)
     if export is None:
         raise NotFound(f"layer exports come as {', '.join(sorted(EXPORTS))}; not as {fmt!r}")
     if export.spatial_only and not layer.is_spatial:
         raise InvalidInput(
-            f"layer {layer.id!r} is a table without geometries; download it as CSV instead"
+            f"layer {layer.id!r} is a table without geometries, which {fmt.upper()} cannot "
+            "hold; download it as CSV instead"
         )
     if export.points_or_tables_only and layer.geometry_type not in (None, "Point"):
         raise InvalidInput(
@@ -102,37 +132,67 @@ def export_layer(engine: Engine, layer: LayerSummary, fmt: str, query: LayerQuer
         )
     if query.bbox is not None and not layer.is_spatial:
         raise InvalidInput(f"layer {layer.id!r} has no geometries to filter by bbox")
-    return export.write(engine, layer, query)
+    if layer.loaded_at is None:
+        raise NotFound(f"layer {layer.id!r} has no data loaded")
+    features = feature_query(layer, query)
+    if export.lonlat_only and features.crs.srid != KML_SRID:
+        raise InvalidInput(
+            f"{fmt.upper()} is always in WGS 84 longitude/latitude; leave out crs (or ask for "
+            f"{CRS84}), or download GeoPackage or Shapefile for {features.crs.uri}"
+        )
+    body = export.write(engine, layer, features, query)
+    return replace(body, file_name=f"{layer.id}.{export.suffix}")
 
 
-def _geojson(engine: Engine, layer: LayerSummary, query: LayerQuery) -> ExportBody:
+def feature_query(layer: LayerSummary, query: LayerQuery) -> FeatureQuery:
+    """Return the OGC selection of an export, with x = easting/longitude as files have it."""
+    selection = query.selection
+    if selection is None:
+        params = {
+            "bbox": ",".join(repr(v) for v in query.bbox) if query.bbox else None,
+            "filter": query.filter,
+            "filter-lang": query.filter_lang,
+            "crs": query.crs,
+        }
+        selection = parse_feature_query(layer, {k: v for k, v in params.items() if v})
+    return replace(selection, crs=replace(selection.crs, lat_first=False))
+
+
+def _geojson(
+    engine: Engine, layer: LayerSummary, features: FeatureQuery, query: LayerQuery
+) -> ExportBody:
+    columns = _columns(layer, features)
+    statement = _rows(layer, features, query)
+    _check(engine, layer, statement)
+    head: dict[str, Any] = {"type": "FeatureCollection", "name": layer.id}
+    if features.crs.uri != CRS84:  # GeoJSON 2008 names any other CRS; x is still easting
+        urn = f"urn:ogc:def:crs:EPSG::{features.crs.srid}"
+        head["crs"] = {"type": "name", "properties": {"name": urn}}
+
     def chunks() -> Iterator[bytes]:
         with _connection(engine) as connection:
-            plan = _plan(connection, layer.id)
             # Each feature is assembled by PostgreSQL; row_to_json keeps the column order.
             properties = (
                 sql.SQL("(SELECT row_to_json(p) FROM (SELECT {}) AS p)").format(
-                    sql.SQL(", ").join(
-                        sql.SQL("t.{}").format(sql.Identifier(c)) for c in plan.columns
-                    )
+                    sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns)
                 )
-                if plan.columns
-                else sql.SQL("'{{}}'::json")
+                if columns
+                else sql.SQL("'{}'::json")
             )
             feature = sql.SQL(
-                "json_build_object('type', 'Feature', 'id', t.fid, "
-                "'geometry', ST_AsGeoJSON(t.geom)::json, 'properties', {})::text"
-            ).format(properties)
-            statement = _select(plan, [feature], query)
-            head = json.dumps({"type": "FeatureCollection", "name": layer.id}, ensure_ascii=False)
-            yield (head[:-1] + ', "features": [\n').encode()
+                "SELECT json_build_object('type', 'Feature', 'id', s.fid, "
+                "'geometry', ST_AsGeoJSON(s.geom, {})::json, 'properties', {})::text "
+                "FROM ({}) AS s ORDER BY s.fid"
+            ).format(sql.Literal(features.crs.decimals), properties, statement)
+            text = json.dumps(head, ensure_ascii=False)
+            yield (text[:-1] + ', "features": [\n').encode()
             with connection.cursor(name=f"export_{layer.id}") as cursor:
                 cursor.itersize = FETCH_ROWS
-                cursor.execute(statement)
+                cursor.execute(feature)
                 separator, pending = "", io.StringIO()
-                for (text,) in cursor:
+                for (row,) in cursor:
                     pending.write(separator)
-                    pending.write(text)
+                    pending.write(row)
                     separator = ",\n"
                     # Send about CHUNK_CHARS at a time: big polygons stay out of one huge chunk.
                     if pending.tell() >= CHUNK_CHARS:
@@ -143,17 +203,19 @@ def _geojson(engine: Engine, layer: LayerSummary, query: LayerQuery) -> ExportBo
     return ExportBody(chunks(), GEOJSON_MEDIA_TYPE)
 
 
-def _csv(engine: Engine, layer: LayerSummary, query: LayerQuery) -> ExportBody:
+def _csv(
+    engine: Engine, layer: LayerSummary, features: FeatureQuery, query: LayerQuery
+) -> ExportBody:
     if query.encoding != "utf-8":
-        return _table_file(engine, layer, query, "csv")
+        return _table_file(engine, layer, features, query, "csv")
+    statement = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
+        _tabular(layer, features, query)
+    )
+    _check(engine, layer, _tabular(layer, features, query))
 
     def chunks() -> Iterator[bytes]:
         yield codecs.BOM_UTF8  # Excel reads UTF-8 only with a BOM
         with _connection(engine) as connection:
-            plan = _plan(connection, layer.id)
-            statement = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(
-                _select(plan, _tabular_columns(plan), query)
-            )
             with connection.cursor() as cursor, cursor.copy(statement) as copy:
                 for data in copy:
                     yield bytes(data)
@@ -161,18 +223,20 @@ def _csv(engine: Engine, layer: LayerSummary, query: LayerQuery) -> ExportBody:
     return ExportBody(chunks(), CSV_MEDIA_TYPES["utf-8"])
 
 
-def _xlsx(engine: Engine, layer: LayerSummary, query: LayerQuery) -> ExportBody:
-    return _table_file(engine, layer, query, "xlsx")
+def _xlsx(
+    engine: Engine, layer: LayerSummary, features: FeatureQuery, query: LayerQuery
+) -> ExportBody:
+    return _table_file(engine, layer, features, query, "xlsx")
 
 
-def _table_file(engine: Engine, layer: LayerSummary, query: LayerQuery, target: str) -> ExportBody:
+def _table_file(
+    engine: Engine, layer: LayerSummary, features: FeatureQuery, query: LayerQuery, target: str
+) -> ExportBody:
     """Write the layer's rows to a temporary CSV or XLSX file, then stream that."""
-    with _connection(engine) as connection:
-        plan = _plan(connection, layer.id)
-        expressions = _tabular_columns(plan)
+    with _connection(engine) as connection, _filter_errors(layer):
         with connection.cursor(name=f"export_{layer.id}") as cursor:
             cursor.itersize = FETCH_ROWS
-            cursor.execute(_select(plan, expressions, query))
+            cursor.execute(_tabular(layer, features, query))
             header = [column.name for column in cursor.description or []]
 
             def rows() -> Iterator[Any]:
@@ -183,48 +247,94 @@ def _table_file(engine: Engine, layer: LayerSummary, query: LayerQuery, target: 
     return ExportBody(converted.chunks(), converted.media_type, converted.size)
 
 
-def _tabular_columns(plan: _Plan) -> list[sql.Composable]:
-    """Attributes, then the geometry as 緯度/経度 (points) or WKT (anything else)."""
-    is_point = plan.geometry_type == "Point"
-    expressions: list[sql.Composable] = []
-    for column in plan.columns:
-        if is_point and column in ("緯度", "経度"):
-            # The stored geometry is what the map shows; its coordinates replace the text.
-            function = "ST_Y" if column == "緯度" else "ST_X"
-            expressions.append(sql.SQL(function + "(t.geom) AS {}").format(sql.Identifier(column)))
-        else:
-            expressions.append(sql.SQL("t.{}").format(sql.Identifier(column)))
-    if is_point:
-        for name, function in (("緯度", "ST_Y"), ("経度", "ST_X")):
-            if name not in plan.columns:
-                expressions.append(
-                    sql.SQL(function + "(t.geom) AS {}").format(sql.Identifier(name))
-                )
-    elif plan.geometry_type is not None:
-        expressions.append(sql.SQL("ST_AsText(t.geom, 9) AS wkt"))
-    return expressions
+def _file_writer(
+    write: Callable[[Any, Selection, Path], Path], media_type: str
+) -> Callable[[Engine, LayerSummary, FeatureQuery, LayerQuery], ExportBody]:
+    """Make an export that has GDAL write a whole file before the response starts."""
+
+    def export(
+        engine: Engine, layer: LayerSummary, features: FeatureQuery, query: LayerQuery
+    ) -> ExportBody:
+        selection = Selection(
+            statement=_rows(layer, features, query),
+            columns=tuple(_columns(layer, features)),
+            layer_name=layer.id,
+            geometry_type=layer.geometry_type,
+            srid=features.crs.srid,
+        )
+        with _connection(engine) as connection, _filter_errors(layer):
+            file, size = export_formats.write_temporary(
+                lambda directory: write(connection, selection, directory)
+            )
+        return ExportBody(FileChunks(file), media_type, size)
+
+    return export
 
 
-def _select(plan: _Plan, expressions: list[sql.Composable], query: LayerQuery) -> sql.Composed:
-    """SELECT the expressions in feature order, filtered by bbox and cut at the limit.
+def _columns(layer: LayerSummary, features: FeatureQuery) -> list[str]:
+    """The attribute columns the selection returns, in its order."""
+    return layer.column_names if features.properties is None else list(features.properties)
 
-    COPY takes no parameters, so the (already validated) numbers always go in as literals.
+
+def _rows(layer: LayerSummary, features: FeatureQuery, query: LayerQuery) -> sql.Composable:
+    """The selection of every matching feature in fid order, cut at the export's limit."""
+    statement = selection_sql(layer, features, paged=False)
+    if not query.limit:
+        return statement
+    return sql.SQL("SELECT * FROM ({}) AS chosen ORDER BY fid LIMIT {}").format(
+        statement, sql.Literal(int(query.limit))
+    )
+
+
+def _tabular(layer: LayerSummary, features: FeatureQuery, query: LayerQuery) -> sql.Composed:
+    """Attributes, then the geometry as 緯度/経度 (points) or WKT (anything else).
+
+    Points in a projected CRS keep 緯度/経度 in degrees and add their WKT in that CRS.
     """
-    where: sql.Composable = sql.SQL("")
-    if query.bbox is not None:
-        where = sql.SQL(
-            " WHERE t.geom && ST_MakeEnvelope({}, {}, {}, {}, 4326) "
-            "AND ST_Intersects(t.geom, ST_MakeEnvelope({}, {}, {}, {}, 4326))"
-        ).format(*[sql.Literal(float(v)) for v in query.bbox * 2])
-    limit = (
-        sql.SQL(" LIMIT {}").format(sql.Literal(int(query.limit))) if query.limit else sql.SQL("")
+    columns = _columns(layer, features)
+    crs = features.crs
+    is_point = layer.geometry_type == "Point"
+    degrees = sql.SQL("s.geom" if crs.is_geographic else "ST_Transform(s.geom, 4326)")
+    coordinate = {"緯度": "ST_Y", "経度": "ST_X"}
+    expressions: list[sql.Composable] = []
+    for column in columns:
+        if is_point and column in coordinate:
+            # The stored geometry is what the map shows; its coordinates replace the text.
+            expressions.append(
+                sql.SQL(coordinate[column] + "({}) AS {}").format(degrees, sql.Identifier(column))
+            )
+        else:
+            expressions.append(sql.SQL("s.{}").format(sql.Identifier(column)))
+    if is_point:
+        for name, function in coordinate.items():
+            if name not in columns:
+                expressions.append(
+                    sql.SQL(function + "({}) AS {}").format(degrees, sql.Identifier(name))
+                )
+    if layer.geometry_type is not None and not (is_point and crs.is_geographic):
+        expressions.append(
+            sql.SQL("ST_AsText(s.geom, {}) AS wkt").format(sql.Literal(crs.decimals))
+        )
+    return sql.SQL("SELECT {} FROM ({}) AS s ORDER BY s.fid").format(
+        sql.SQL(", ").join(expressions) if expressions else sql.SQL("s.fid"),
+        _rows(layer, features, query),
     )
-    return sql.SQL("SELECT {} FROM {} AS t{} ORDER BY t.fid{}").format(
-        sql.SQL(", ").join(expressions),
-        sql.Identifier(LAYERS_SCHEMA, plan.table),
-        where,
-        limit,
-    )
+
+
+def _check(engine: Engine, layer: LayerSummary, statement: sql.Composable) -> None:
+    """Plan a streamed export's query first, so a filter PostgreSQL refuses is a clean 400."""
+    with _connection(engine) as connection, _filter_errors(layer):
+        connection.execute(sql.SQL("EXPLAIN {}").format(statement))
+
+
+@contextmanager
+def _filter_errors(layer: LayerSummary) -> Iterator[None]:
+    """Turn what PostgreSQL says about an unusable filter value into InvalidInput."""
+    try:
+        yield
+    except (psycopg.errors.DataError, psycopg.errors.UndefinedFunction) as exc:
+        reason = exc.diag.message_primary or str(exc)
+        raise InvalidInput(f"the filter cannot be applied to layer {layer.id!r}: {reason}") from exc
 
 
 @contextmanager
@@ -244,18 +354,26 @@ def _connection(engine: Engine) -> Iterator[Any]:
         raw.close()
 
 
-def _plan(connection: Any, layer_id: str) -> _Plan:
-    """Read the layer's current table inside the export's own transaction."""
-    row = connection.execute(
-        "SELECT table_name, columns, geometry_type FROM portal.layers WHERE id = %s", (layer_id,)
-    ).fetchone()
-    if row is None or row[0] is None:
-        raise NotFound(f"layer {layer_id!r} has no data loaded")
-    return _Plan(row[0], [column["name"] for column in row[1]], row[2])
-
-
 EXPORTS: dict[str, LayerExport] = {
-    "geojson": LayerExport(GEOJSON_MEDIA_TYPE, _geojson, spatial_only=True),
-    "csv": LayerExport(CSV_MEDIA_TYPES["utf-8"], _csv),
-    "xlsx": LayerExport(XLSX_MEDIA_TYPE, _xlsx, points_or_tables_only=True),
+    "geojson": LayerExport(GEOJSON_MEDIA_TYPE, _geojson, "geojson", spatial_only=True),
+    "csv": LayerExport(CSV_MEDIA_TYPES["utf-8"], _csv, "csv"),
+    "xlsx": LayerExport(XLSX_MEDIA_TYPE, _xlsx, "xlsx", points_or_tables_only=True),
+    "gpkg": LayerExport(
+        export_formats.GPKG_MEDIA_TYPE,
+        _file_writer(export_formats.write_geopackage, export_formats.GPKG_MEDIA_TYPE),
+        "gpkg",
+    ),
+    "shp": LayerExport(
+        export_formats.SHAPEFILE_MEDIA_TYPE,
+        _file_writer(export_formats.write_shapefile_zip, export_formats.SHAPEFILE_MEDIA_TYPE),
+        "shp.zip",
+        spatial_only=True,
+    ),
+    "kml": LayerExport(
+        export_formats.KML_MEDIA_TYPE,
+        _file_writer(export_formats.write_kml, export_formats.KML_MEDIA_TYPE),
+        "kml",
+        spatial_only=True,
+        lonlat_only=True,
+    ),
 }

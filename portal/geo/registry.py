@@ -17,6 +17,7 @@ from portal.core.visibility import visible_to
 from portal.geo.models import Layer, layer_shares
 
 LAYER_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RESERVED_LAYER_IDS = frozenset({"catalog"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ def ensure_layer(
     visibility: Visibility,
 ) -> None:
     """Register a layer if it is new; an existing layer keeps its visibility and shares."""
+    if layer_id in RESERVED_LAYER_IDS:
+        raise InvalidInput(
+            f"layer id {layer_id!r} is reserved (it names the data catalog in the OGC API); "
+            "choose another"
+        )
     if not LAYER_ID.match(layer_id):
         raise InvalidInput(
             f"layer id {layer_id!r} must start with a letter and use only a-z, 0-9 and _ "

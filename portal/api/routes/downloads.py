@@ -4,8 +4,8 @@ URL scheme (every lookup goes through the visibility rules; hidden answers 404 l
 - `/dataset/{name}/resource/{id}/download/{file}`: the stored original, byte for byte.
 - `/dataset/{name}/resource/{id}/convert.csv?encoding=utf-8|cp932` and `.../convert.xlsx`:
   a CSV or XLSX file resource, or a table/point layer resource, converted.
-- `/download/{layer_id}.geojson|.csv|.xlsx?limit=N&bbox=minx,miny,maxx,maxy`: a layer export
-  built in PostGIS (`encoding=cp932` for CSV too).
+- `/download/{layer_id}.geojson|.gpkg|.shp.zip|.kml|.csv|.xlsx?bbox=…&filter=…&crs=…`: a layer
+  export built from PostGIS (`limit=N`; `encoding=cp932` for CSV too).
 """
 
 from typing import Annotated
@@ -19,7 +19,14 @@ from portal.catalog.convert import csv_encoding
 from portal.catalog.downloads import convert_resource, find_original, find_resource, is_public
 from portal.core.errors import NotFound
 from portal.core.principal import Visibility
-from portal.geo.exports import EXPORTS, MAX_LIMIT, ExportBody, LayerQuery, export_layer, parse_bbox
+from portal.geo.exports import (
+    MAX_LIMIT,
+    ExportBody,
+    LayerQuery,
+    export_layer,
+    parse_bbox,
+    split_download_name,
+)
 from portal.geo.registry import get_layer
 
 router = APIRouter(tags=["downloads"])
@@ -73,37 +80,50 @@ def convert(
         layer = get_layer(session, principal, resource.layer_id)
         body = export_layer(engine, layer, fmt, LayerQuery(encoding=chosen))
         public = public and layer.visibility is Visibility.public
-        return _stream(body, f"{layer.id}.{fmt}", public=public)
+        return stream_export(body, f"{layer.id}.{fmt}", public=public)
     converted, file_name = convert_resource(storage, resource, fmt, encoding=chosen)
     body = ExportBody(converted.chunks(), converted.media_type, converted.size)
-    return _stream(body, file_name, public=public)
+    return stream_export(body, file_name, public=public)
 
 
-@router.get("/download/{layer_id}.{fmt}")
+@router.get("/download/{file_name}")
 def download_layer(
-    layer_id: str,
-    fmt: str,
+    file_name: str,
     session: SessionDep,
     principal: PrincipalDep,
     engine: EngineDep,
     limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in degrees")] = None,
     encoding: EncodingQuery = "utf-8",
+    filter: Annotated[str | None, Query(description="CQL2 filter (text or JSON)")] = None,
+    filter_lang: Annotated[
+        str | None, Query(alias="filter-lang", description="cql2-text or cql2-json")
+    ] = None,
+    crs: Annotated[str | None, Query(description="output CRS, e.g. EPSG:6670")] = None,
 ) -> Response:
-    """Export a layer the caller may see: GeoJSON streamed from PostGIS, CSV via COPY, XLSX.
+    """Export a layer the caller may see, as `{layer}.{geojson,gpkg,shp.zip,kml,csv,xlsx}`.
 
-    Formats are the keys of `portal.geo.exports.EXPORTS`. `limit` (at most 100,000) serves
-    map previews; `bbox` keeps features that intersect it.
+    `bbox`, a CQL2 `filter` and `crs` select the part and the coordinates; `limit` (at most
+    100,000) serves map previews.
     """
-    if fmt not in EXPORTS:
-        raise NotFound(f"layer downloads come as {', '.join(sorted(EXPORTS))}, not .{fmt}")
+    layer_id, fmt = split_download_name(file_name)
     layer = get_layer(session, principal, layer_id)
-    query = LayerQuery(parse_bbox(bbox), limit, csv_encoding(encoding))
+    query = LayerQuery(
+        parse_bbox(bbox),
+        limit,
+        csv_encoding(encoding),
+        filter=filter,
+        filter_lang=filter_lang,
+        crs=crs,
+    )
     body = export_layer(engine, layer, fmt, query)
-    return _stream(body, f"{layer.id}.{fmt}", public=layer.visibility is Visibility.public)
+    return stream_export(
+        body, body.file_name or file_name, public=layer.visibility is Visibility.public
+    )
 
 
-def _stream(body: ExportBody, file_name: str, *, public: bool) -> StreamingResponse:
+def stream_export(body: ExportBody, file_name: str, *, public: bool) -> StreamingResponse:
+    """Send an export as an attachment, kept out of shared caches unless it is public."""
     headers = _headers(file_name, public=public)
     if body.size is not None:
         headers["content-length"] = str(body.size)
