@@ -286,9 +286,11 @@ def test_an_oversized_edit_is_refused_before_it_is_read(
 
 
 def test_records_search_the_catalog_in_japanese(demo_city: object, http: httpx.Client) -> None:
-    page = http.get("/ogc/collections/catalog/items", params={"q": "避難"}).json()
-    assert page["features"][0]["id"] == "evacuation-space"
-    assert page["numberMatched"] >= 1
+    page = http.get("/ogc/collections/catalog/items", params={"q": "避難", "limit": 100}).json()
+    # Harvester tests add shelters of their own to the session's catalog; the demo's must be there.
+    assert "evacuation-space" in [record["id"] for record in page["features"]]
+    assert page["numberMatched"] == len(page["features"])
+    assert "water-mains" not in [record["id"] for record in page["features"]]
     record = http.get("/ogc/collections/catalog/items/evacuation-space").json()
     assert record["properties"]["title"].startswith("指定緊急避難場所")
     assert _error(http.get("/ogc/collections/catalog/items?limit=0"), 400) == (
