@@ -17,16 +17,15 @@ from portal.geo.features import (
     FeatureQuery,
     ItemsPage,
     feature_sql,
-    layer_schema,
     parse_datetime_interval,
     parse_feature_query,
-    queryables,
     read_item,
     read_items,
     selection_sql,
 )
 from portal.geo.ogc_crs import CRS84, parse_crs
 from portal.geo.pool import close_pools
+from portal.geo.queryables import layer_schema, queryables
 from portal.geo.registry import LayerSummary, ensure_layer, get_layer
 
 NEAR_CITY_HALL = "131.48,33.27,131.49,33.28"

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from portal.api.deps import PrincipalDep, SessionDep
 from portal.api.ogc.common import SCHEMA_JSON, json_response, ogc_root, wants_html
 from portal.api.ogc.html import render_ogc_html
-from portal.geo.features import layer_schema, queryables
+from portal.geo.queryables import layer_schema, queryables
 from portal.geo.registry import get_layer
 
 router = APIRouter()
