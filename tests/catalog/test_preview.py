@@ -54,6 +54,7 @@ def test_csv_pages_with_exact_counts(tmp_path: Path) -> None:
     assert beyond.rows == [] and not beyond.has_next
 
 
+@pytest.mark.skipif(not TAKAMATSU.is_file(), reason="shared/data/real is not beside the repository")
 def test_the_real_takamatsu_file_uses_its_property_row_and_keeps_metadata_as_notes() -> None:
     table = preview_table(TAKAMATSU, "CSV", page=1, page_size=50)
     assert table.encoding == "utf-8-sig"

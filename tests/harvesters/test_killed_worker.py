@@ -11,12 +11,14 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.orm import Session, sessionmaker
 
+from portal.catalog.departments import ensure_department
 from portal.core.database import session_scope
 from portal.core.principal import SYSTEM
 from portal.core.settings import Settings
 from portal.harvesters.jobs import enqueue, reap_stale_jobs
 from portal.harvesters.models import HarvestJob
 from portal.harvesters.sources import get_source
+from tests.demo.databases import own_database
 from tests.harvest_support import harvest
 from tests.harvesters.directory_support import source
 
@@ -44,8 +46,17 @@ def _count(database_url: str) -> tuple[int, int]:
 
 
 def test_a_worker_killed_mid_load_keeps_the_old_layer_and_the_next_run_recovers(
-    demo_city: object, sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
+    database_url: str, tmp_path: Path
 ) -> None:
+    # Its own database: the worker takes whatever job is queued first, and other test modules
+    # leave jobs of kinds that only exist inside the test process.
+    with own_database(database_url, tmp_path / "files") as (settings, sessions):
+        with session_scope(sessions) as session:
+            ensure_department(session, slug="doboku", name="土木課", name_en=None)
+        _kill_and_recover(settings, sessions, tmp_path)
+
+
+def _kill_and_recover(settings: Settings, sessions: sessionmaker[Session], tmp_path: Path) -> None:
     folder = tmp_path / "drop"
     folder.mkdir()
     (folder / "points.meta.yaml").write_text(f"layer_id: {LAYER}\ntitle: 停止試験の地点\n", "utf-8")
