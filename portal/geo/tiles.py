@@ -1,11 +1,9 @@
 """Mapbox Vector Tiles of layers, drawn inside PostGIS and kept in a `TileCache`."""
 
 import hashlib
-import html
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -26,18 +24,8 @@ from portal.geo.tile_cache import (
     tile_etag,
 )
 from portal.geo.tile_matrix import (
-    CRS84_URI,
-    CRS_3857_URI,
-    MAX_ZOOM,
-    TILING_SCHEME_REL,
-    TMS_URI,
-    WEB_MERCATOR_QUAD,
-    WORLD_BBOX,
     TileIndex,
-    bbox_center,
     parse_tile_index,
-    tile_matrix_set_limits,
-    tile_matrix_set_url,
     tile_size_metres,
 )
 
@@ -47,22 +35,10 @@ EXTENT = 4096
 BUFFER = 64
 DEFAULT_PROPERTY_COUNT = 8
 MARKER_LAYER = "_portal"
-PORTAL_TITLE = "全レイヤー / all layers"
 # Part of every cache key, so tiles drawn by an older version of this module are not reused.
 RENDER_VERSION = 1
 _CAST = {"numeric": "double precision", "jsonb": "text", "json": "text"}
 _UNDRAWN_TYPES = {"jsonb", "json", "bytea"}
-_JSON_TYPE = {
-    **dict.fromkeys(("smallint", "integer", "bigint"), "integer"),
-    **dict.fromkeys(("real", "double precision", "numeric"), "number"),
-    "boolean": "boolean",
-}
-_JSON_FORMAT = {
-    "date": "date",
-    **dict.fromkeys(("timestamp", "timestamptz", "timestamp with time zone"), "date-time"),
-    "timestamp without time zone": "date-time",
-}
-_TILEJSON_FIELD = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
 
 
 @dataclass(frozen=True)
@@ -102,10 +78,17 @@ def render_tile(
     *,
     cache: TileCache | None = None,
     feature_cap: int = FEATURE_CAP,
+    session: Session | None = None,
 ) -> Tile:
-    """Return one layer's tile at z/x/y (column x, row y), from the cache when it holds it."""
-    with Session(engine) as session:
+    """Return one layer's tile at z/x/y (column x, row y), from the cache when it holds it.
+
+    `session`, when given, is used for the visibility check instead of a new one.
+    """
+    if session is not None:
         layer = get_layer(session, principal, layer_id)
+    else:
+        with Session(engine) as own:
+            layer = get_layer(own, principal, layer_id)
     index = parse_tile_index(z, y, x)
     if not layer.is_spatial:
         raise InvalidInput(f"layer {layer.id!r} has no geometries to draw as tiles")
@@ -124,13 +107,17 @@ def portal_tile(
     *,
     cache: TileCache | None = None,
     feature_cap: int = FEATURE_CAP,
+    session: Session | None = None,
 ) -> Tile:
     """Return one tile with a layer for each spatial layer `principal` may see.
 
     `layer_ids` narrows the layers; ids that are unknown or hidden are left out unnamed.
     """
-    with Session(engine) as session:
+    if session is not None:
         layers = spatial_layers(session, principal, layer_ids)
+    else:
+        with Session(engine) as own:
+            layers = spatial_layers(own, principal, layer_ids)
     index = parse_tile_index(z, y, x)
     if not layers:
         return Tile(b"", tile_etag(b""), False, False)
@@ -274,137 +261,3 @@ def _marker_sql(capped_layer_ids: list[str], feature_cap: int) -> sql.Composed:
         layers=sql.Literal(",".join(capped_layer_ids)),
         middle=sql.Literal(EXTENT // 2),
     )
-
-
-def tileset_url(layer: LayerSummary, base_url: str) -> str:
-    """Return a layer's WebMercatorQuad tileset URL under the API landing page `base_url`."""
-    return f"{base_url.rstrip('/')}/collections/{layer.id}/tiles/{WEB_MERCATOR_QUAD}"
-
-
-def portal_tileset_url(base_url: str) -> str:
-    """Return the URL of the all-layers WebMercatorQuad tileset under `base_url`."""
-    return f"{base_url.rstrip('/')}/tiles/{WEB_MERCATOR_QUAD}"
-
-
-def tileset_metadata(layer: LayerSummary, base_url: str) -> dict[str, Any]:
-    """Return a layer's OGC API Tiles tileset metadata (vector, WebMercatorQuad)."""
-    collection = {
-        "rel": "collection",
-        "type": "application/json",
-        "title": layer.title,
-        "href": f"{base_url.rstrip('/')}/collections/{layer.id}",
-    }
-    return _tileset(layer.title, tileset_url(layer, base_url), base_url, [layer], [collection])
-
-
-def portal_tileset(session: Session, principal: Principal, base_url: str) -> dict[str, Any]:
-    """Return the tileset metadata of all layers `principal` may see, one tile layer each."""
-    layers = spatial_layers(session, principal)
-    return _tileset(PORTAL_TITLE, portal_tileset_url(base_url), base_url, layers, [])
-
-
-def tilejson(layer: LayerSummary, base_url: str) -> dict[str, Any]:
-    """Return a layer's TileJSON 3.0.0 document (tile URLs are .../{z}/{y}/{x})."""
-    document = _tilejson(layer.title, tileset_url(layer, base_url), [layer])
-    document["description"] = layer.title_en or layer.title
-    document["attribution"] = html.escape(layer.department_name)
-    return document
-
-
-def portal_tilejson(session: Session, principal: Principal, base_url: str) -> dict[str, Any]:
-    """Return the TileJSON 3.0.0 document of all layers `principal` may see."""
-    layers = spatial_layers(session, principal)
-    return _tilejson(PORTAL_TITLE, portal_tileset_url(base_url), layers)
-
-
-def _tileset(
-    title: str,
-    own_url: str,
-    base_url: str,
-    layers: list[LayerSummary],
-    links: list[dict[str, Any]],
-) -> dict[str, Any]:
-    tms_url = tile_matrix_set_url(base_url)
-    document: dict[str, Any] = {
-        "title": title,
-        "dataType": "vector",
-        "crs": CRS_3857_URI,
-        "tileMatrixSetURI": TMS_URI,
-        # GDAL releases before 3.7 find the tile matrix set only through this member.
-        "tileMatrixSetDefinition": tms_url,
-        "links": [
-            {"rel": "self", "type": "application/json", "title": title, "href": own_url},
-            {"rel": TILING_SCHEME_REL, "type": "application/json", "href": tms_url},
-            {
-                "rel": "item",
-                "type": MVT_MEDIA_TYPE,
-                "title": f"{title} (Mapbox Vector Tiles)",
-                "templated": True,
-                "href": f"{own_url}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}?f=mvt",
-            },
-            *links,
-        ],
-        "layers": [_tileset_layer(layer) for layer in layers],
-    }
-    bbox = _union_bbox(layers)
-    if bbox:
-        lon, lat, zoom = bbox_center(bbox)
-        point = {"coordinates": [lon, lat], "tileMatrix": str(zoom), "crs": CRS84_URI}
-        document["boundingBox"] = {"lowerLeft": bbox[:2], "upperRight": bbox[2:], "crs": CRS84_URI}
-        document["centerPoint"] = point
-        document["tileMatrixSetLimits"] = tile_matrix_set_limits(bbox)
-    return document
-
-
-def _tileset_layer(layer: LayerSummary) -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    for name, column_type in tile_plan(layer).properties:
-        properties[name] = {"type": _JSON_TYPE.get(column_type, "string")}
-        if column_type in _JSON_FORMAT:
-            properties[name]["format"] = _JSON_FORMAT[column_type]
-    base = (layer.geometry_type or "").removeprefix("Multi")
-    return {
-        "id": layer.id,
-        "title": layer.title,
-        "dataType": "vector",
-        "geometryType": layer.geometry_type,
-        "geometryDimension": {"Point": 0, "LineString": 1, "Polygon": 2}.get(base),
-        "minTileMatrix": "0",
-        "maxTileMatrix": str(MAX_ZOOM),
-        "propertiesSchema": {"type": "object", "properties": properties},
-    }
-
-
-def _tilejson(name: str, own_url: str, layers: list[LayerSummary]) -> dict[str, Any]:
-    bounds = _union_bbox(layers) or list(WORLD_BBOX)
-    return {
-        "tilejson": "3.0.0",
-        "name": name,
-        "scheme": "xyz",
-        "tiles": [f"{own_url}/{{z}}/{{y}}/{{x}}?f=mvt"],
-        "minzoom": 0,
-        "maxzoom": MAX_ZOOM,
-        "bounds": bounds,
-        "center": list(bbox_center(bounds)),
-        "vector_layers": [
-            {
-                "id": layer.id,
-                "description": layer.title,
-                "fields": {
-                    name: _TILEJSON_FIELD.get(_JSON_TYPE.get(kind, "string"), "String")
-                    for name, kind in tile_plan(layer).properties
-                },
-                "minzoom": 0,
-                "maxzoom": MAX_ZOOM,
-            }
-            for layer in layers
-        ],
-    }
-
-
-def _union_bbox(layers: list[LayerSummary]) -> list[float] | None:
-    boxes = [layer.bbox for layer in layers if layer.bbox]
-    if not boxes:
-        return None
-    minx, miny, maxx, maxy = zip(*boxes, strict=True)
-    return [min(minx), min(miny), max(maxx), max(maxy)]

@@ -18,15 +18,8 @@ from portal.geo.tile_matrix import (
     tile_containing,
     tile_matrix_set_document,
 )
-from portal.geo.tiles import (
-    BUFFER,
-    EXTENT,
-    portal_tile,
-    portal_tileset,
-    render_tile,
-    tilejson,
-    tileset_metadata,
-)
+from portal.geo.tiles import BUFFER, EXTENT, portal_tile, render_tile
+from portal.geo.tilesets import portal_tileset, tilejson, tileset_metadata
 
 BEPPU = (131.49, 33.28)
 BASE = "https://portal.example/ogc"

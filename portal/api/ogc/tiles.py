@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from portal.api.deps import EngineDep, PrincipalDep, SessionDep
+from portal.api.deps import EngineDep, PrincipalDep, SessionDep, get_principal
 from portal.api.ogc.common import JSON, MVT, json_response, link, ogc_root
 from portal.core.principal import Visibility
 from portal.geo.registry import get_layer
@@ -16,14 +16,8 @@ from portal.geo.tile_matrix import (
     tile_matrix_set_document,
     tile_matrix_set_summary,
 )
-from portal.geo.tiles import (
-    Tile,
-    portal_tile,
-    portal_tileset,
-    render_tile,
-    tilejson,
-    tileset_metadata,
-)
+from portal.geo.tiles import Tile, portal_tile, render_tile
+from portal.geo.tilesets import portal_tileset, tilejson, tileset_metadata
 
 router = APIRouter()
 LAYER_TILES = "/ogc/collections/{collection_id}/tiles"
@@ -86,18 +80,29 @@ async def layer_tile(
     tile_row: str,
     tile_col: str,
     request: Request,
-    principal: PrincipalDep,
     engine: EngineDep,
 ) -> Response:
     """Return one MVT tile (204 when the tile holds nothing)."""
     check_tile_matrix_set(tile_matrix_set_id)
     index = parse_tile_index(tile_matrix, tile_row, tile_col)
     cache = request.app.state.tile_cache
-    tile = await run_in_threadpool(
-        lambda: render_tile(
-            engine, principal, collection_id, index.z, index.x, index.y, cache=cache
-        )
-    )
+
+    def draw() -> Tile:
+        # One worker thread and one session for the caller and the layer: tiles are hot.
+        with request.app.state.session_factory() as session:
+            principal = get_principal(request, session)
+            return render_tile(
+                engine,
+                principal,
+                collection_id,
+                index.z,
+                index.x,
+                index.y,
+                cache=cache,
+                session=session,
+            )
+
+    tile = await run_in_threadpool(draw)
     return _tile_response(request, tile, public=tile.visibility == Visibility.public)
 
 
@@ -137,7 +142,6 @@ async def all_layers_tile(
     tile_row: str,
     tile_col: str,
     request: Request,
-    principal: PrincipalDep,
     engine: EngineDep,
 ) -> Response:
     """Return one MVT tile with a layer per visible layer (`collections=a,b` narrows it)."""
@@ -146,11 +150,22 @@ async def all_layers_tile(
     wanted = request.query_params.get("collections")
     layer_ids = [part for part in wanted.split(",") if part] if wanted else None
     cache = request.app.state.tile_cache
-    tile = await run_in_threadpool(
-        lambda: portal_tile(
-            engine, principal, index.z, index.x, index.y, layer_ids=layer_ids, cache=cache
-        )
-    )
+
+    def draw() -> Tile:
+        with request.app.state.session_factory() as session:
+            principal = get_principal(request, session)
+            return portal_tile(
+                engine,
+                principal,
+                index.z,
+                index.x,
+                index.y,
+                layer_ids=layer_ids,
+                cache=cache,
+                session=session,
+            )
+
+    tile = await run_in_threadpool(draw)
     return _tile_response(request, tile, public=tile.visibility == Visibility.public)
 
 
