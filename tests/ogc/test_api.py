@@ -149,6 +149,7 @@ def test_a_crs_request_gives_plane_coordinates_northing_first_and_says_so(
         ("filter=pg_sleep(10) = 1", "pg_sleep"),
         ('filter-lang=cql2-json&filter={"op": "="}', "filter"),
         ("datetime=yesterday", "datetime"),
+        ("f=xml", "f='xml' is not offered; choose json, html, gpkg, shp, kml, csv or xlsx"),
     ],
 )
 def test_bad_item_queries_get_a_400_that_names_the_problem(

@@ -8,7 +8,6 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from portal.api.deps import base_url
-from portal.core.errors import InvalidInput
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
@@ -16,14 +15,6 @@ HTML = "text/html"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_JSON = "application/schema+json"
 MVT = "application/vnd.mapbox-vector-tile"
-
-FORMAT_ALIASES = {
-    "json": JSON,
-    "geojson": GEOJSON,
-    "html": HTML,
-    "mvt": MVT,
-    "pbf": MVT,
-}
 
 
 def ogc_root(request: Request) -> str:
@@ -38,14 +29,6 @@ def wants_html(request: Request) -> bool:
         return requested.lower() == "html"
     accept = request.headers.get("accept", "")
     return HTML in accept and "json" not in accept.split(HTML)[0]
-
-
-def requested_format(request: Request, allowed: tuple[str, ...]) -> str:
-    """Return the `f` parameter's value (lower case), refusing formats the resource lacks."""
-    value = (request.query_params.get("f") or allowed[0]).lower()
-    if value not in allowed:
-        raise InvalidInput(f"f={value!r} is not offered here; choose one of {', '.join(allowed)}")
-    return value
 
 
 def link(href: str, rel: str, media_type: str, title: str, **extra: Any) -> dict[str, Any]:

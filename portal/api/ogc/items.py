@@ -49,6 +49,10 @@ async def items(
     layer = await run_in_threadpool(get_layer, session, principal, collection_id)
     if is_download(params.get("f")):
         return await download_items(engine, layer, params)
+    if params.get("f", "json").lower() not in ("json", "geojson"):
+        raise InvalidInput(
+            f"f={params['f']!r} is not offered; choose json, html, gpkg, shp, kml, csv or xlsx"
+        )
     query = parse_feature_query(layer, params)
     page: ItemsPage = await run_in_threadpool(read_items, engine, principal, collection_id, query)
     root = ogc_root(request)
