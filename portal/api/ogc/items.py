@@ -20,11 +20,12 @@ from portal.api.ogc.common import (
 )
 from portal.api.ogc.downloads import download_items, is_download
 from portal.api.ogc.html import render_ogc_html
+from portal.api.routes.downloads import etags_in
 from portal.core.errors import InvalidInput, PayloadTooLarge
 from portal.core.principal import Principal, Role
 from portal.geo import edits
 from portal.geo.features import ItemsPage, parse_feature_query, read_item, read_items
-from portal.geo.ogc_crs import parse_crs
+from portal.geo.ogc_crs import OutputCrs, parse_crs
 from portal.geo.registry import LayerSummary, get_layer
 
 router = APIRouter()
@@ -109,7 +110,7 @@ async def item(
         read_item, engine, principal, collection_id, _fid(item_id), crs=crs
     )
     headers = {"ETag": feature.etag, "Content-Crs": f"<{crs.uri}>"}
-    if feature.etag in _etags(request.headers.get("if-none-match")):
+    if feature.etag in etags_in(request.headers.get("if-none-match")):
         return Response(status_code=304, headers=headers)
     root = ogc_root(request)
     here = f"{root}/collections/{collection_id}/items/{item_id}"
@@ -151,9 +152,7 @@ async def create_item(
 ) -> Response:
     """Add a feature; answers 201 with its Location and ETag."""
     feature = await _feature_body(request)
-    crs = parse_crs(
-        request.headers.get("content-crs", "").strip("<> ") or None, parameter="Content-Crs"
-    )
+    crs = _content_crs(request)
     result = await run_in_threadpool(
         lambda: edits.create_feature(
             engine,
@@ -175,9 +174,7 @@ async def replace_item(
 ) -> Response:
     """Replace a feature's geometry and properties (`If-Match` guards against lost updates)."""
     feature = await _feature_body(request)
-    crs = parse_crs(
-        request.headers.get("content-crs", "").strip("<> ") or None, parameter="Content-Crs"
-    )
+    crs = _content_crs(request)
     result = await run_in_threadpool(
         lambda: edits.replace_feature(
             engine,
@@ -200,9 +197,7 @@ async def update_item(
 ) -> Response:
     """Merge new property values (and optionally a geometry) into a feature."""
     patch = await _feature_body(request, partial=True)
-    crs = parse_crs(
-        request.headers.get("content-crs", "").strip("<> ") or None, parameter="Content-Crs"
-    )
+    crs = _content_crs(request)
     result = await run_in_threadpool(
         lambda: edits.update_feature(
             engine,
@@ -237,6 +232,12 @@ async def delete_item(
     return Response(status_code=204)
 
 
+def _content_crs(request: Request) -> OutputCrs:
+    """Read the CRS of a sent feature from `Content-Crs` (CRS84 when absent)."""
+    value = request.headers.get("content-crs", "").strip("<> ")
+    return parse_crs(value or None, parameter="Content-Crs")
+
+
 def _etag_header(result: edits.EditResult) -> dict[str, str]:
     return {"ETag": result.etag} if result.etag else {}
 
@@ -265,9 +266,3 @@ async def _feature_body(request: Request, *, partial: bool = False) -> dict[str,
     if not isinstance(document, dict) or (not partial and document.get("type") != "Feature"):
         raise InvalidInput('the body must be a GeoJSON Feature: {"type": "Feature", ...}')
     return document
-
-
-def _etags(header: str | None) -> set[str]:
-    if not header:
-        return set()
-    return {part.strip().removeprefix("W/") for part in header.split(",")}

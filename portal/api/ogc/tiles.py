@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from portal.api.deps import EngineDep, PrincipalDep, SessionDep, get_principal
 from portal.api.ogc.common import JSON, MVT, json_response, link, ogc_root
+from portal.api.routes.downloads import etags_in
 from portal.core.principal import Visibility
 from portal.geo.registry import get_layer
 from portal.geo.tile_matrix import (
@@ -186,7 +187,7 @@ def _tile_response(request: Request, tile: Tile, *, public: bool) -> Response:
     }
     if tile.capped:
         headers["X-Tile-Truncated"] = "true"
-    if tile.etag in {part.strip() for part in request.headers.get("if-none-match", "").split(",")}:
+    if tile.etag in etags_in(request.headers.get("if-none-match")):
         return Response(status_code=304, headers=headers)
     if not tile.data:
         return Response(status_code=204, headers=headers)

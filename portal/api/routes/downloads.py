@@ -50,7 +50,7 @@ def download_original(
     original = find_original(session, principal, storage, name, resource_id, filename)
     etag = f'"{original.sha256}"' if original.sha256 else None
     headers = _headers(original.file_name, public=original.public, etag=etag)
-    if etag and _etags(request.headers.get("if-none-match")) & {etag, "*"}:
+    if etag and etags_in(request.headers.get("if-none-match")) & {etag, "*"}:
         return Response(status_code=304, headers=headers)
     return FileResponse(original.path, media_type=original.media_type, headers=headers)
 
@@ -158,7 +158,8 @@ def content_disposition(file_name: str) -> str:
     return value
 
 
-def _etags(header: str | None) -> set[str]:
+def etags_in(header: str | None) -> set[str]:
+    """Return the entity tags an `If-None-Match` or `If-Match` header lists (weakness ignored)."""
     if not header:
         return set()
     return {tag.strip().removeprefix("W/") for tag in header.split(",")}
